@@ -1,0 +1,190 @@
+"""Shared fixtures: real-service detection and a real Celery worker process.
+
+Tests marked ``services`` need PostgreSQL (``DATABASE_URL=postgres://…``), a
+broker (``CELERY_BROKER_URL=redis://…``) and start real ``celery worker``
+processes. Without them they are skipped with the reason printed by ``-ra``;
+with ``REQUIRE_SERVICES=1`` (CI) a missing service fails the test instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _missing_services() -> list[str]:
+    from django.conf import settings
+
+    missing = []
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        missing.append("DATABASE_URL is not PostgreSQL")
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker:
+        missing.append("CELERY_BROKER_URL is not set")
+    else:
+        try:
+            from kombu import Connection
+
+            with Connection(broker, connect_timeout=2) as conn:
+                conn.ensure_connection(max_retries=1)
+        except Exception as exc:
+            missing.append(f"broker {broker} unreachable: {exc}")
+    return missing
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(item.get_closest_marker("services") for item in items):
+        return
+    missing = _missing_services()
+    if not missing:
+        return
+    reason = "needs real services: " + "; ".join(missing)
+    for item in items:
+        if item.get_closest_marker("services"):
+            if REQUIRE_SERVICES:
+                item.add_marker(pytest.mark.usefixtures("_fail_missing_services"))
+            else:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def _fail_missing_services() -> None:
+    pytest.fail("REQUIRE_SERVICES=1 but " + "; ".join(_missing_services()))
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    auth = s["USER"] or ""
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    host = s["HOST"] or "127.0.0.1"
+    port = s["PORT"] or 5432
+    return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
+
+
+class WorkerProcess:
+    """A real ``celery worker`` in its own process group, on the test database."""
+
+    def __init__(self, env_overrides: dict[str, str], log_path: Path) -> None:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
+                "DATABASE_URL": _test_database_url(),
+                "TEST_CELERY_EAGER": "0",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(env_overrides)
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "turingtest",
+                "worker",
+                "-Q",
+                "default,gpu",
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{self.log()}")
+            if b"ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"celery worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the crash a real worker can suffer."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def worker_factory(transactional_db, tmp_path: Path, settings) -> Iterator:
+    """Start real worker processes; tasks sent during the test go through the broker.
+
+    Only for ``transaction=True`` tests: the worker reads what the test commits.
+    """
+    from turingtest.celery import app
+
+    broker = os.environ["CELERY_BROKER_URL"]
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    app.conf.broker_url = broker
+    app.pool.force_close_all()
+    with app.connection_for_write() as conn:
+        for queue in ("default", "gpu"):
+            conn.default_channel.queue_purge(queue) if _queue_exists(conn, queue) else None
+    workers: list[WorkerProcess] = []
+
+    def start(**env_overrides: str) -> WorkerProcess:
+        worker = WorkerProcess(env_overrides, tmp_path / f"worker{len(workers)}.log")
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    app.conf.task_always_eager = True
+
+
+def _queue_exists(conn, queue: str) -> bool:
+    try:
+        conn.default_channel.queue_declare(queue=queue, passive=True)
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def live_worker(worker_factory) -> WorkerProcess:
+    return worker_factory()

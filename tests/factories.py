@@ -1,0 +1,108 @@
+"""factory_boy factories for the models; helpers build the named personas."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import factory
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from PIL import Image as PILImage
+
+from turingtest.core import roles
+from turingtest.library.models import Condition, Image
+from turingtest.studies.models import Assignment, Presentation, RaterProfile, Study, StudyItem
+
+
+def png_bytes(colour: tuple[int, int, int] = (200, 150, 120), size: int = 32) -> bytes:
+    buf = io.BytesIO()
+    PILImage.new("RGB", (size, size), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
+    password = factory.django.Password("correct horse battery")
+
+
+class ResearcherFactory(UserFactory):
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        roles.add_to_role(self, roles.RESEARCHERS)
+
+
+class RaterFactory(UserFactory):
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        roles.add_to_role(self, roles.RATERS)
+        RaterProfile.objects.get_or_create(user=self)
+
+
+class AdminFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
+
+
+class ConditionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Condition
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"C{n}")
+    name = factory.LazyAttribute(lambda c: f"Condition {c.code}")
+    map_index = factory.Sequence(lambda n: 100 + n)
+
+
+class ImageFactory(factory.django.DjangoModelFactory):
+    """A tiny PNG stored as-is (not normalized): for tests that don't look at files."""
+
+    class Meta:
+        model = Image
+
+    kind = Image.Kind.REAL
+    condition = factory.SubFactory(ConditionFactory)
+    fitzpatrick = 3
+    width = 32
+    height = 32
+    sha256 = factory.Sequence(lambda n: hashlib.sha256(f"image{n}".encode()).hexdigest())
+    file = factory.LazyFunction(lambda: ContentFile(png_bytes(), name="img.png"))
+
+
+class StudyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Study
+
+    title = factory.Sequence(lambda n: f"Study {n}")
+    owner = factory.SubFactory(ResearcherFactory)
+
+
+class StudyItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StudyItem
+
+    study = factory.SubFactory(StudyFactory)
+    image = factory.SubFactory(ImageFactory)
+
+
+class AssignmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Assignment
+
+    study = factory.SubFactory(StudyFactory)
+    rater = factory.SubFactory(RaterFactory)
+    seed = factory.Sequence(lambda n: n)
+
+
+class PresentationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Presentation
+
+    assignment = factory.SubFactory(AssignmentFactory)
+    item = factory.SubFactory(StudyItemFactory, study=factory.SelfAttribute("..assignment.study"))
+    position = factory.Sequence(lambda n: n)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from turingtest.library.models import Condition
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_healthz_reports_each_dependency_and_is_200_when_serving(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database"]["ok"] is True
+    assert body["storage"]["ok"] is True
+    assert set(body) >= {"database", "broker", "storage", "workers", "status"}
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_database_is_down(client, monkeypatch):
+    from turingtest.core import health
+
+    monkeypatch.setattr(health, "check_database", lambda: {"ok": False, "error": "down"})
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+@pytest.mark.django_db
+def test_the_taxonomy_fixture_covers_common_and_rare_conditions():
+    call_command("loaddata", "fixtures/conditions.json", verbosity=0)
+    codes = set(Condition.objects.values_list("code", flat=True))
+    assert {"MEL", "BCC", "SCC", "AK", "SEK", "NEV", "ECZ", "PSO", "ACN", "TIN", "URT", "VIT", "OTH"} <= codes
+    assert Condition.objects.get(code="MEL").is_malignant
+    assert Condition.objects.filter(is_rare=True).exists()
+
+
+def _run_manage(args: list[str], env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.pop("CELERY_BROKER_URL", None)
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_mode_refuses_to_start_without_a_secret_key():
+    result = _run_manage(["check"], {"DJANGO_ALLOWED_HOSTS": "example.org"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is required" in result.stderr
+
+
+def test_check_deploy_is_clean_in_production_mode():
+    result = _run_manage(
+        ["check", "--deploy", "--fail-level", "WARNING"],
+        {"DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-value-0123456789",
+         "DJANGO_ALLOWED_HOSTS": "example.org"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_without_a_broker_tasks_run_eagerly_and_never_fall_back_to_amqp():
+    result = _run_manage(
+        ["shell", "-c", "from turingtest.celery import app; print(app.conf.task_always_eager, app.conf.broker_url)"],
+        {"DJANGO_DEBUG": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "True memory://" in result.stdout
+
+
+def test_the_generator_package_never_imports_django():
+    source = "\n".join(p.read_text() for p in (ROOT / "generator").rglob("*.py"))
+    for forbidden in ("import django", "from django", "import celery", "from celery", "turingtest"):
+        assert forbidden not in source
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, generator; import generator.__init__; "
+         "print(any(m.split('.')[0] in {'django','celery','turingtest'} for m in sys.modules))"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.stdout.strip() == "False"

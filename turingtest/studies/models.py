@@ -1,0 +1,190 @@
+"""Studies, raters and judgments: the Turing test itself.
+
+Data flow: a researcher's ``Study`` holds a pool of ``StudyItem`` (library images).
+An ``Invitation`` lets a rater join; the rater gets one ``Assignment`` with a
+seeded order of ``Presentation`` rows (repeats and tutorial items included).
+Each presentation gets at most one ``Judgment`` (database-enforced).
+
+Raters only ever see ``Presentation.public_token``: an opaque random token,
+checked against their own assignment when the image is fetched.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from turingtest.library.models import Condition, Image
+
+
+def new_pseudonym() -> str:
+    return secrets.token_hex(6)
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class Study(models.Model):
+    """A Turing-test study. ``config`` is frozen (hashed) when the study opens.
+
+    ``config`` keys (see ``turingtest.studies.services``): questions
+    (confidence, diagnosis, comment), tutorial size, repeat fraction, exposure
+    limit in ms, answers editable, show score, items per rater, anchor count.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True, help_text="Markdown shown to raters before they start.")
+    consent_text = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_studies"
+    )
+    collaborators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="shared_studies"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    conditions = models.ManyToManyField(
+        Condition, blank=True, help_text="Diagnosis choices offered to raters."
+    )
+    config = models.JSONField(default=dict, blank=True)
+    config_sha256 = models.CharField(max_length=64, blank=True)
+    seed = models.BigIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_frozen(self) -> bool:
+        """Open and closed studies keep the design they were opened with."""
+        return self.status != self.Status.DRAFT
+
+    def is_visible_to(self, user) -> bool:
+        """Owners, collaborators and admins see a study; nobody else does."""
+        if not user.is_authenticated:
+            return False
+        if user.is_staff or user.is_superuser or self.owner_id == user.pk:
+            return True
+        return self.collaborators.filter(pk=user.pk).exists()
+
+
+class StudyItem(models.Model):
+    """An image in a study's pool. Tutorial items are shown with feedback first
+    and kept apart from the study data; anchor items are seen by every rater."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="study_items")
+    is_tutorial = models.BooleanField(default=False)
+    is_anchor = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "image"], name="studyitem_unique_image")]
+
+
+class RaterProfile(models.Model):
+    """Professional details used in the statistics; ``pseudonym`` is what exports show."""
+
+    class Role(models.TextChoices):
+        DERMATOLOGIST = "dermatologist", "Board-certified dermatologist"
+        RESIDENT = "resident", "Dermatology resident"
+        CLINICIAN = "clinician", "Other clinician"
+        OTHER = "other", "Other"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rater_profile"
+    )
+    pseudonym = models.CharField(max_length=16, unique=True, default=new_pseudonym, editable=False)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.OTHER)
+    years_experience = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"rater {self.pseudonym}"
+
+
+class Invitation(models.Model):
+    """A single-use invitation link. Only the sha256 of the token is stored."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="invitations")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class Assignment(models.Model):
+    """One rater's run through one study, in the order drawn from ``seed``."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
+    seed = models.BigIntegerField()
+    consented_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "rater"], name="assignment_unique_rater")]
+
+
+class Presentation(models.Model):
+    """The ``position``-th image a rater is shown. Repeats point at the first showing."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="presentations")
+    item = models.ForeignKey(StudyItem, on_delete=models.PROTECT, related_name="presentations")
+    position = models.PositiveIntegerField()
+    is_tutorial = models.BooleanField(default=False)
+    repeat_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="repeats"
+    )
+    public_token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    shown_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["assignment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "position"], name="presentation_unique_position")
+        ]
+
+    @property
+    def is_repeat(self) -> bool:
+        return self.repeat_of_id is not None
+
+
+class Judgment(models.Model):
+    """A rater's answer to one presentation, written once.
+
+    ``client_key`` is generated by the browser per answer: a retried or
+    double-clicked submit carries the same key and gets the first result back.
+    """
+
+    presentation = models.OneToOneField(Presentation, on_delete=models.CASCADE, related_name="judgment")
+    client_key = models.UUIDField(unique=True)
+    says_synthetic = models.BooleanField()
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    diagnosis = models.ForeignKey(Condition, null=True, blank=True, on_delete=models.PROTECT)
+    diagnosis_unsure = models.BooleanField(default=False)
+    comment = models.TextField(blank=True)
+    response_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Measured in the browser.")
+    answered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confidence__isnull=True) | models.Q(confidence__gte=1, confidence__lte=5),
+                name="judgment_confidence_1_to_5",
+            )
+        ]
