@@ -155,11 +155,9 @@ def worker_factory(transactional_db, tmp_path: Path, settings) -> Iterator:
     """
     from turingtest.celery import app
 
-    broker = os.environ["CELERY_BROKER_URL"]
+    # settings read CELERY_BROKER_URL at import, so the app already points at the broker.
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
-    app.conf.broker_url = broker
-    app.pool.force_close_all()
     with app.connection_for_write() as conn:
         for queue in ("default", "gpu"):
             conn.default_channel.queue_purge(queue) if _queue_exists(conn, queue) else None
