@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from django.db import models
+from django.utils import timezone
 
 
 def new_public_token() -> str:
@@ -71,12 +72,18 @@ class Image(models.Model):
     patient_id = models.CharField(
         max_length=64, blank=True, help_text="Dataset patient id, for grouped splits."
     )
+    batch = models.ForeignKey(
+        "GenerationBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="images"
+    )
+    batch_index = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["kind", "condition"])]
         constraints = [
             models.UniqueConstraint(fields=["sha256"], name="image_unique_sha256"),
+            # A re-run chunk can never store index i of a batch twice.
+            models.UniqueConstraint(fields=["batch", "batch_index"], name="image_unique_batch_index"),
             models.CheckConstraint(
                 condition=models.Q(fitzpatrick__isnull=True)
                 | models.Q(fitzpatrick__gte=1, fitzpatrick__lte=6),
@@ -90,3 +97,207 @@ class Image(models.Model):
     @property
     def is_synthetic(self) -> bool:
         return self.kind == self.Kind.SYNTHETIC
+
+
+def checkpoint_upload_to(instance: GeneratorCheckpoint, filename: str) -> str:
+    """Checkpoints are named by content hash: never shown to raters, and re-uploads collide visibly."""
+    return f"checkpoints/{instance.sha256}.pt"
+
+
+class GeneratorCheckpoint(models.Model):
+    """A DermGAN checkpoint file, validated by ``generator.checkpoint.load`` on upload.
+
+    ``config`` and ``metadata`` are copied from the file so the admin can show them
+    without loading torch; ``sha256`` is what synthetic images' provenance points to.
+    """
+
+    name = models.CharField(max_length=120)
+    file = models.FileField(upload_to=checkpoint_upload_to, max_length=200)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    config = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.get("image_size", 0))
+
+    @property
+    def conditions(self) -> list[str]:
+        return list(self.config.get("conditions", []))
+
+    @property
+    def generator_version(self) -> str:
+        return str(self.metadata.get("generator_version", ""))
+
+
+class GenerationBatch(models.Model):
+    """N synthetic images rendered from one checkpoint and one spec distribution.
+
+    Image ``i`` of the batch has spec ``spec_for_index(distribution, index=i)`` and
+    seed ``image_seed(seed, i)``, so a batch is fully determined by this row; the
+    work is split into ``GenerationChunk`` rows that workers claim and may redo.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    checkpoint = models.ForeignKey(GeneratorCheckpoint, on_delete=models.PROTECT, related_name="batches")
+    count = models.PositiveIntegerField()
+    seed = models.BigIntegerField()
+    image_size = models.PositiveIntegerField(help_text="Render size: what the network produces.")
+    distribution = models.JSONField(help_text="generator.sampling.SpecDistribution.to_dict()")
+    chunk_size = models.PositiveIntegerField(default=16)
+    start_at = models.DateTimeField(null=True, blank=True, help_text="Do not start before this time.")
+    priority = models.PositiveSmallIntegerField(default=0, help_text="0–9, passed to the broker.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    n_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    render_seconds = models.FloatField(default=0.0, help_text="Sum of the chunks' network time.")
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(count__gte=1), name="batch_count_positive"),
+            models.CheckConstraint(condition=models.Q(priority__lte=9), name="batch_priority_0_to_9"),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.count} × {self.checkpoint.name})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED}
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.n_done / self.count, 1) if self.count else 0.0
+
+    @property
+    def wall_seconds(self) -> float | None:
+        if self.started is None:
+            return None
+        end = self.finished or timezone.now()
+        return (end - self.started).total_seconds()
+
+    def progress(self) -> dict:
+        """The JSON the admin's progress bar polls (also the CLI's --wait)."""
+        wall = self.wall_seconds
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "done": self.n_done,
+            "total": self.count,
+            "percent": self.percent,
+            "error": self.error,
+            "created": self.created.isoformat() if self.created else None,
+            "started": self.started.isoformat() if self.started else None,
+            "finished": self.finished.isoformat() if self.finished else None,
+            "wall_seconds": round(wall, 3) if wall is not None else None,
+            "render_seconds": round(self.render_seconds, 3),
+            "images_per_second": round(self.n_done / wall, 3) if wall else None,
+        }
+
+
+class GenerationChunk(models.Model):
+    """Indexes ``[start, stop)`` of a batch: the unit a worker claims, renders and may redo.
+
+    A crash loses at most one chunk's work; a redelivered chunk skips the indexes
+    already stored (``unique(batch, batch_index)`` on ``Image``).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    batch = models.ForeignKey(GenerationBatch, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    start = models.PositiveIntegerField()
+    stop = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["batch", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "number"], name="chunk_unique_batch_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.number} of batch {self.batch_id} [{self.start}, {self.stop})"
+
+
+class ImportJob(models.Model):
+    """One import of real images (command or admin zip upload): status, progress, bad rows.
+
+    ``errors`` is a list of ``{"line": n, "reason": "..."}``: every bad row is
+    reported, the good ones are imported in one transaction.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    format = models.CharField(max_length=16, default="auto")
+    archive = models.FileField(upload_to="imports/", max_length=200, blank=True)
+    manifest_name = models.CharField(
+        max_length=255, blank=True, help_text="Manifest path or name in the zip."
+    )
+    is_dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    n_rows = models.PositiveIntegerField(default=0)
+    n_checked = models.PositiveIntegerField(default=0)
+    n_imported = models.PositiveIntegerField(default=0)
+    n_already = models.PositiveIntegerField(default=0, help_text="Rows whose pixels are already stored.")
+    errors = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"
+
+    def progress(self) -> dict:
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "done": self.n_checked,
+            "total": self.n_rows,
+            "percent": round(100.0 * self.n_checked / self.n_rows, 1) if self.n_rows else 0.0,
+            "imported": self.n_imported,
+            "already": self.n_already,
+            "n_errors": len(self.errors),
+            "error": self.error,
+        }
