@@ -87,14 +87,22 @@ _RGB_TO_XYZ = np.array(
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 
 
+_C = np.arange(256) / 255.0
+_SRGB_TO_LINEAR = np.where(_C <= 0.04045, _C / 12.92, ((_C + 0.055) / 1.055) ** 2.4)
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (uint8 or 0..255 floats, shape (..., 3)) to CIELAB (D65), float64 (..., 3).
 
     CIELAB is used because distances and medians there follow perceived colour better than
     in sRGB, and ITA° is defined on L* and b*.
     """
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint8:  # photos: a 256-entry lookup table is ~10x faster than the power law
+        lin = _SRGB_TO_LINEAR[rgb]
+    else:
+        c = rgb.astype(np.float64) / 255.0
+        lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     xyz = lin @ _RGB_TO_XYZ.T / _WHITE_D65
     eps = (6 / 29) ** 3
     f = np.where(xyz > eps, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
@@ -181,7 +189,7 @@ class SkinEstimate:
         return ita_group_name(self.ita_degrees)
 
 
-_MAX_SKIN_PIXELS = 200_000
+_MAX_SKIN_PIXELS = 20_000  # a median over 20k pixels is as good as over millions
 
 
 def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
