@@ -1,0 +1,64 @@
+"""``python manage.py import_images MANIFEST.csv [--images-root DIR] [--format ...] [--dry-run]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from turingtest.library.services import IMPORT_FORMATS, LibraryError, images_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import real images from a manifest CSV (image, mask, condition, fitzpatrick, bbox, source, licence), "
+        "a PAD-UFES-20 metadata.csv or an ISIC ground-truth CSV. Bad rows are reported with their line "
+        "numbers; the good ones are imported together; pixels already in the library are skipped."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("manifest", type=Path)
+        parser.add_argument(
+            "--images-root",
+            type=Path,
+            default=None,
+            help="Folder the image paths are relative to (default: the manifest's folder; "
+            "PAD-UFES-20: its images/ subfolder).",
+        )
+        parser.add_argument("--format", choices=IMPORT_FORMATS, default="auto")
+        parser.add_argument("--dry-run", action="store_true", help="Validate and report; write nothing.")
+        parser.add_argument("--limit", type=int, default=None, help="Only the first N rows (a trial run).")
+        parser.add_argument("--strict", action="store_true", help="Exit non-zero when any row is bad.")
+
+    def handle(self, *args, **options) -> None:
+        from tqdm import tqdm
+
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if options["verbosity"] < 1:
+                return
+            if bar is None:
+                bar = tqdm(total=total, unit="img", desc="checking", file=self.stderr._out)
+            bar.update(done - bar.n)
+
+        try:
+            report = images_import(
+                manifest=options["manifest"],
+                images_root=options["images_root"],
+                format=options["format"],
+                dry_run=options["dry_run"],
+                limit=options["limit"],
+                progress=progress,
+            )
+        except LibraryError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        for error in report.errors:
+            self.stderr.write(f"line {error['line']}: {error['reason']}")
+        self.stdout.write(("dry run: " if report.is_dry_run else "") + report.summary())
+        if options["strict"] and report.errors:
+            raise CommandError(f"{len(report.errors)} bad rows")

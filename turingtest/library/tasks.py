@@ -1,0 +1,60 @@
+"""Thin Celery tasks: load a row by primary key, call one service, record failures on rows.
+
+``render_chunk`` runs on queue ``gpu`` (``CELERY_TASK_ROUTES``); it is idempotent
+(``chunk_render`` skips stored indexes), acknowledged late and rejected when the
+worker dies, so a killed worker's chunk is redelivered and finished by another.
+Failures are written to the chunk and batch rows, not left in a result backend.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import DatabaseError, InterfaceError, OperationalError
+
+from turingtest.library import services
+from turingtest.library.models import ImportJob
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors worth retrying: the database or storage blinked, or the GPU ran out of memory."""
+    errors: list[type[BaseException]] = [OperationalError, InterfaceError, ConnectionError, TimeoutError]
+    try:
+        import torch
+
+        errors.append(torch.cuda.OutOfMemoryError)
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+def render_chunk(self, *, chunk_pk: int) -> str:
+    try:
+        return services.chunk_render(chunk_pk=chunk_pk)
+    except _transient_errors() as exc:
+        if self.request.retries < self.max_retries:
+            countdown = min(2 ** (self.request.retries + 1), 60)  # 2, 4, 8, 16, 32 s
+            logger.warning("chunk %s: transient error, retry in %ss: %s", chunk_pk, countdown, exc)
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        services.chunk_fail(chunk_pk=chunk_pk, error=f"gave up after {self.max_retries} retries: {exc}")
+        return "failed"
+    except DatabaseError as exc:
+        logger.exception("chunk %s failed", chunk_pk)
+        services.chunk_fail(chunk_pk=chunk_pk, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    except Exception as exc:
+        logger.exception("chunk %s failed", chunk_pk)
+        services.chunk_fail(chunk_pk=chunk_pk, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def import_images(*, job_pk: int) -> str:
+    job = ImportJob.objects.get(pk=job_pk)
+    return services.import_job_run(job=job).status
