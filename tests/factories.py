@@ -106,3 +106,46 @@ class PresentationFactory(factory.django.DjangoModelFactory):
     assignment = factory.SubFactory(AssignmentFactory)
     item = factory.SubFactory(StudyItemFactory, study=factory.SelfAttribute("..assignment.study"))
     position = factory.Sequence(lambda n: n)
+
+
+# --- studies (helper S1) ----------------------------------------------------------------
+
+
+def library_images(n_real: int, n_synthetic: int, *, conditions: int = 2) -> list[Image]:
+    """Distinct tiny PNG images, conditions round-robin, real and synthetic alike on disk."""
+    conds = [ConditionFactory(code=f"T{i}", name=f"Test condition {i}", map_index=200 + i) for i in range(conditions)]
+    images = []
+    for i in range(n_real + n_synthetic):
+        kind = Image.Kind.REAL if i < n_real else Image.Kind.SYNTHETIC
+        colour = (100 + i % 100, 120, 90 + (i * 7) % 100)
+        images.append(
+            ImageFactory(
+                kind=kind,
+                condition=conds[i % conditions],
+                file=ContentFile(png_bytes(colour), name=f"{hashlib.sha256(str(i).encode()).hexdigest()[:16]}.png"),
+            )
+        )
+    return images
+
+
+def open_study(*, owner=None, n_real: int = 3, n_synthetic: int = 3, **config):
+    """An open study over fresh library images (``config`` keys as in ``studies.protocol``)."""
+    from turingtest.studies import services
+
+    n_tut = config.get("n_tutorial", 0)
+    library_images(n_real + n_tut - n_tut // 2, n_synthetic + n_tut // 2)
+    cfg = {"n_real": n_real, "n_synthetic": n_synthetic, **config}
+    study = services.study_create(owner=owner or ResearcherFactory(), title="Test study", config=cfg, seed=1)
+    return services.study_open(study=study)
+
+
+def rater_for(study, *, consent: bool = True, seed: int = 7):
+    """A rater with an assignment (and consent) for ``study``."""
+    from turingtest.studies import services
+
+    rater = RaterFactory()
+    assignment = services.assignment_create(study=study, rater=rater, seed=seed)
+    if consent:
+        services.assignment_consent(assignment=assignment)
+        assignment.refresh_from_db()
+    return rater, assignment

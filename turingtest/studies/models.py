@@ -151,12 +151,21 @@ class Presentation(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="repeats"
     )
     public_token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
-    shown_at = models.DateTimeField(null=True, blank=True)
+    shown_at = models.DateTimeField(null=True, blank=True, help_text="When the state API first served it.")
+    answered_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set in the same transaction as the answer; the claim that makes a write happen once.",
+    )
 
     class Meta:
         ordering = ["assignment", "position"]
         constraints = [
             models.UniqueConstraint(fields=["assignment", "position"], name="presentation_unique_position")
+        ]
+        indexes = [
+            # "The rater's current item": first unanswered presentation by position.
+            models.Index(fields=["assignment", "answered_at", "position"], name="presentation_next_idx")
         ]
 
     @property
@@ -180,6 +189,10 @@ class Judgment(models.Model):
     comment = models.TextField(blank=True)
     response_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Measured in the browser.")
     answered_at = models.DateTimeField(auto_now_add=True)
+    revision = models.PositiveSmallIntegerField(
+        default=1, help_text="Above 1 when an editable answer changed."
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -188,3 +201,18 @@ class Judgment(models.Model):
                 name="judgment_confidence_1_to_5",
             )
         ]
+
+
+class TutorialAnswer(models.Model):
+    """An answer to a tutorial (labelled example) presentation.
+
+    Kept in its own table so study data (``Judgment``) never contains practice
+    answers: reports and exports read ``Judgment`` only.
+    """
+
+    presentation = models.OneToOneField(
+        Presentation, on_delete=models.CASCADE, related_name="tutorial_answer"
+    )
+    client_key = models.UUIDField(unique=True)
+    says_synthetic = models.BooleanField()
+    answered_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,198 @@
+"""Forms: rater registration and consent, researcher study design, invitations."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from turingtest.core import roles
+from turingtest.library.models import Condition
+from turingtest.studies import protocol
+from turingtest.studies.models import RaterProfile, Study
+
+
+class ConsentForm(forms.Form):
+    agree = forms.BooleanField(required=True, label="I have read the text above and agree to take part.")
+
+
+class RaterRegistrationForm(forms.Form):
+    """A new rater: the email is the login; role and experience feed the statistics."""
+
+    name = forms.CharField(max_length=150)
+    email = forms.EmailField()
+    password = forms.CharField(widget=forms.PasswordInput, strip=False, help_text="At least 8 characters.")
+    role = forms.ChoiceField(choices=RaterProfile.Role.choices)
+    years_experience = forms.IntegerField(min_value=0, max_value=70, label="Years of clinical experience")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        User = get_user_model()
+        if (
+            User.objects.filter(username__iexact=email).exists()
+            or User.objects.filter(email__iexact=email).exists()
+        ):
+            raise forms.ValidationError("An account with this email exists: log in instead.")
+        return email
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("password") and data.get("email"):
+            User = get_user_model()
+            try:
+                validate_password(data["password"], User(username=data["email"], email=data["email"]))
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
+        return data
+
+    @transaction.atomic
+    def save(self):
+        data = self.cleaned_data
+        User = get_user_model()
+        user = User.objects.create_user(
+            username=data["email"],
+            email=data["email"],
+            password=data["password"],
+            first_name=data["name"][:150],
+        )
+        roles.add_to_role(user, roles.RATERS)
+        RaterProfile.objects.create(user=user, role=data["role"], years_experience=data["years_experience"])
+        return user
+
+
+class InviteForm(forms.Form):
+    count = forms.IntegerField(min_value=1, max_value=500, initial=5, label="Number of invitation links")
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.replace(",", " ").split()]
+    except ValueError:
+        raise forms.ValidationError("Give batch ids as numbers separated by commas.") from None
+
+
+class StudyForm(forms.Form):
+    """The study design. Maps onto ``protocol.DEFAULT_CONFIG``; the service validates the rest."""
+
+    title = forms.CharField(max_length=200)
+    instructions = forms.CharField(
+        widget=forms.Textarea, required=False, help_text="Markdown, shown to raters."
+    )
+    consent_text = forms.CharField(
+        widget=forms.Textarea, required=False, help_text="Markdown. Blank: a default consent text."
+    )
+    pool_size = forms.IntegerField(min_value=1, initial=40, help_text="Images in the rated pool.")
+    synthetic_percent = forms.IntegerField(
+        min_value=0,
+        max_value=100,
+        initial=50,
+        label="Synthetic share (%)",
+        help_text="50 gives a 50:50 ratio.",
+    )
+    conditions = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Pool filter and diagnosis list. None ticked: all conditions.",
+    )
+    fitzpatrick = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(str(i), f"Type {i}") for i in range(1, 7)],
+        help_text="Skin types to include. None ticked: all.",
+    )
+    batches = forms.CharField(
+        required=False, help_text="Generation batch ids (synthetic side), comma-separated."
+    )
+    balance_conditions = forms.BooleanField(required=False, initial=True, label="Balance conditions")
+    items_per_rater = forms.IntegerField(
+        min_value=1, required=False, help_text="Blank: every rater sees the whole pool."
+    )
+    n_anchors = forms.IntegerField(min_value=0, initial=0, label="Anchor items every rater sees")
+    n_tutorial = forms.IntegerField(min_value=0, initial=4, label="Tutorial examples (with feedback)")
+    repeat_fraction = forms.FloatField(
+        min_value=0, max_value=0.5, initial=0.1, help_text="Share of items shown twice (test-retest)."
+    )
+    repeat_min_gap = forms.IntegerField(
+        min_value=2, initial=5, help_text="Minimum positions between showings."
+    )
+    exposure_ms = forms.IntegerField(min_value=100, required=False, help_text="Blank: no time limit.")
+    answers_editable = forms.BooleanField(required=False)
+    show_score = forms.BooleanField(required=False, label="Show raters their score at the end")
+    ask_confidence = forms.BooleanField(required=False, initial=True, label="Ask confidence (1–5)")
+    ask_diagnosis = forms.BooleanField(required=False, label="Ask a diagnosis")
+    ask_comment = forms.BooleanField(required=False, label="Allow a comment")
+    seed = forms.IntegerField(required=False, help_text="Blank: random (recorded).")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["conditions"].choices = [(c.code, str(c)) for c in Condition.objects.all()]
+
+    def clean_batches(self) -> list[int]:
+        return _ids(self.cleaned_data.get("batches") or "")
+
+    def service_kwargs(self) -> dict:
+        d = self.cleaned_data
+        n_syn = round(d["pool_size"] * d["synthetic_percent"] / 100)
+        kinds = [k for k, n in ((protocol.REAL, d["pool_size"] - n_syn), (protocol.SYNTHETIC, n_syn)) if n]
+        config = {
+            "pool": {
+                "kinds": kinds,
+                "conditions": list(d["conditions"]),
+                "fitzpatrick": [int(x) for x in d["fitzpatrick"]],
+                "batches": d["batches"],
+            },
+            "n_real": d["pool_size"] - n_syn,
+            "n_synthetic": n_syn,
+            "balance_conditions": d["balance_conditions"],
+            "items_per_rater": d["items_per_rater"],
+            "n_anchors": d["n_anchors"],
+            "n_tutorial": d["n_tutorial"],
+            "repeat_fraction": d["repeat_fraction"],
+            "repeat_min_gap": d["repeat_min_gap"],
+            "exposure_ms": d["exposure_ms"],
+            "answers_editable": d["answers_editable"],
+            "show_score": d["show_score"],
+            "questions": {
+                "confidence": d["ask_confidence"],
+                "diagnosis": d["ask_diagnosis"],
+                "comment": d["ask_comment"],
+            },
+        }
+        kwargs = {
+            "title": d["title"],
+            "instructions": d["instructions"],
+            "consent_text": d["consent_text"],
+            "config": config,
+        }
+        if d["seed"] is not None:
+            kwargs["seed"] = d["seed"]
+        return kwargs
+
+    @staticmethod
+    def initial_from(study: Study) -> dict:
+        c = protocol.config_with_defaults(study.config)
+        pool = c["n_real"] + c["n_synthetic"]
+        return {
+            "title": study.title,
+            "instructions": study.instructions,
+            "consent_text": study.consent_text,
+            "pool_size": pool,
+            "synthetic_percent": round(100 * c["n_synthetic"] / pool) if pool else 50,
+            "conditions": c["pool"]["conditions"],
+            "fitzpatrick": [str(x) for x in c["pool"]["fitzpatrick"]],
+            "batches": ", ".join(str(b) for b in c["pool"]["batches"]),
+            "balance_conditions": c["balance_conditions"],
+            "items_per_rater": c["items_per_rater"],
+            "n_anchors": c["n_anchors"],
+            "n_tutorial": c["n_tutorial"],
+            "repeat_fraction": c["repeat_fraction"],
+            "repeat_min_gap": c["repeat_min_gap"],
+            "exposure_ms": c["exposure_ms"],
+            "answers_editable": c["answers_editable"],
+            "show_score": c["show_score"],
+            "ask_confidence": c["questions"]["confidence"],
+            "ask_diagnosis": c["questions"]["diagnosis"],
+            "ask_comment": c["questions"]["comment"],
+            "seed": study.seed,
+        }

@@ -1,0 +1,614 @@
+"""Study operations: create, open, close, copy; invitations; assignments; recording judgments.
+
+Every function that writes does it in one transaction and guards state first, so a
+retried request is a no-op that returns the first result (STYLE.md rule 9).
+The rater-facing dictionaries built here (``assignment_state``) are the blinding
+boundary: they carry opaque presentation tokens and nothing derived from the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from turingtest.core import roles
+from turingtest.library.models import Condition, Image
+from turingtest.studies import protocol
+from turingtest.studies.models import (
+    Assignment,
+    Invitation,
+    Judgment,
+    Presentation,
+    RaterProfile,
+    Study,
+    StudyItem,
+    TutorialAnswer,
+)
+
+INVITATION_DAYS = 14
+
+
+class StudyFrozen(Exception):
+    """The study is open or closed: its design cannot change (copy it instead)."""
+
+
+class RatingError(Exception):
+    """A rater request that cannot be honoured; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, code: str, detail: str, errors: dict | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+
+
+class InvitationInvalid(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def new_seed() -> int:
+    return secrets.randbits(62)
+
+
+# --- studies ----------------------------------------------------------------------
+
+
+def _candidate_images(config: dict) -> list[tuple[int, str, int]]:
+    pool = config["pool"]
+    qs = Image.objects.filter(kind__in=pool["kinds"])
+    if pool["conditions"]:
+        qs = qs.filter(condition__code__in=pool["conditions"])
+    if pool["fitzpatrick"]:
+        qs = qs.filter(fitzpatrick__in=pool["fitzpatrick"])
+    if pool["batches"]:
+        # Synthetic images belong to a generation batch; real images have none,
+        # so a batch filter only narrows the synthetic side.
+        qs = qs.filter(Q(kind=Image.Kind.REAL) | Q(batch_id__in=pool["batches"]))
+    return list(qs.values_list("pk", "kind", "condition_id"))
+
+
+def _study_conditions(config: dict) -> list[Condition]:
+    codes = config["pool"]["conditions"]
+    qs = Condition.objects.all()
+    return list(qs.filter(code__in=codes) if codes else qs)
+
+
+@transaction.atomic
+def study_build_pool(*, study: Study) -> None:
+    """Replace the draft study's items with a fresh seeded draw from the library."""
+    if study.is_frozen:
+        raise StudyFrozen("the study is open or closed; copy it to change the pool")
+    config = protocol.config_with_defaults(study.config)
+    draw = protocol.draw_pool(candidates=_candidate_images(config), config=config, seed=study.seed)
+    study.items.all().delete()
+    anchors = set(draw.anchors)
+    StudyItem.objects.bulk_create(
+        [StudyItem(study=study, image_id=i, is_anchor=i in anchors) for i in draw.items]
+        + [StudyItem(study=study, image_id=i, is_tutorial=True) for i in draw.tutorial]
+    )
+    study.conditions.set(_study_conditions(config))
+
+
+@transaction.atomic
+def study_create(
+    *,
+    owner: AbstractBaseUser,
+    title: str,
+    config: dict | None = None,
+    instructions: str = "",
+    consent_text: str = "",
+    seed: int | None = None,
+) -> Study:
+    """A draft study with its pool drawn from the library (``ValueError`` if the library can't fill it)."""
+    full = protocol.config_with_defaults(config)
+    study = Study.objects.create(
+        owner=owner,
+        title=title,
+        instructions=instructions,
+        consent_text=consent_text,
+        config=full,
+        seed=new_seed() if seed is None else seed,
+    )
+    study_build_pool(study=study)
+    return study
+
+
+@transaction.atomic
+def study_update(*, study: Study, rebuild_pool: bool = True, **fields: Any) -> Study:
+    """Change a draft's title, texts or config; the pool is redrawn when the config changed."""
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.is_frozen:
+        raise StudyFrozen("the study is open or closed; copy it to change it")
+    allowed = {"title", "instructions", "consent_text", "config", "seed"}
+    if set(fields) - allowed:
+        raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
+    if "config" in fields:
+        fields["config"] = protocol.config_with_defaults(fields["config"])
+    for key, value in fields.items():
+        setattr(study, key, value)
+    study.save()
+    if rebuild_pool and ({"config", "seed"} & set(fields)):
+        study_build_pool(study=study)
+    return study
+
+
+def study_design(study: Study) -> dict:
+    """Everything that defines the analysis: config, seed, texts, and the exact item list."""
+    items = list(
+        study.items.order_by("image_id").values_list(
+            "image_id", "image__sha256", "image__kind", "is_anchor", "is_tutorial"
+        )
+    )
+    return {
+        "config": protocol.config_with_defaults(study.config),
+        "seed": study.seed,
+        "instructions": study.instructions,
+        "consent_text": study.consent_text,
+        "items": [list(row) for row in items],
+    }
+
+
+def study_design_sha256(study: Study) -> str:
+    blob = json.dumps(study_design(study), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@transaction.atomic
+def study_open(*, study: Study) -> Study:
+    """Freeze the design: snapshot the diagnosis list into the config, hash config + items, open.
+
+    Opening an open study is a no-op.
+    """
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.status == Study.Status.OPEN:
+        return study
+    if study.status == Study.Status.CLOSED:
+        raise StudyFrozen("a closed study cannot reopen; copy it instead")
+    config = protocol.config_with_defaults(study.config)
+    if not study.items.filter(is_tutorial=False).exists():
+        raise ValueError("the study has no items")
+    config["diagnosis_choices"] = [
+        {"code": c.code, "name": c.name} for c in study.conditions.order_by("map_index")
+    ]
+    study.config = config
+    study.status = Study.Status.OPEN
+    study.opened_at = timezone.now()
+    study.config_sha256 = study_design_sha256(study)
+    study.save(update_fields=["config", "status", "opened_at", "config_sha256"])
+    return study
+
+
+@transaction.atomic
+def study_close(*, study: Study) -> Study:
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.status == Study.Status.CLOSED:
+        return study
+    study.status = Study.Status.CLOSED
+    study.closed_at = timezone.now()
+    study.save(update_fields=["status", "closed_at"])
+    return study
+
+
+@transaction.atomic
+def study_copy(*, study: Study, owner: AbstractBaseUser, title: str | None = None) -> Study:
+    """A new draft with the same design and the same items (not redrawn), to change and reopen."""
+    config = {k: v for k, v in study.config.items() if k != "diagnosis_choices"}
+    copy = Study.objects.create(
+        owner=owner,
+        title=title or f"Copy of {study.title}",
+        instructions=study.instructions,
+        consent_text=study.consent_text,
+        config=config,
+        seed=study.seed,
+    )
+    StudyItem.objects.bulk_create(
+        [
+            StudyItem(study=copy, image_id=i.image_id, is_anchor=i.is_anchor, is_tutorial=i.is_tutorial)
+            for i in study.items.all()
+        ]
+    )
+    copy.conditions.set(study.conditions.all())
+    return copy
+
+
+def study_verify_frozen(*, study: Study) -> bool:
+    """True when an opened study's current design still hashes to what was stored at opening."""
+    return bool(study.config_sha256) and study_design_sha256(study) == study.config_sha256
+
+
+def studies_visible_to(user: AbstractBaseUser):
+    """Owners, collaborators and admins see a study; nobody else (queryset form of ``is_visible_to``)."""
+    if roles.is_admin(user):
+        return Study.objects.all()
+    if not user.is_authenticated:
+        return Study.objects.none()
+    return Study.objects.filter(Q(owner=user) | Q(collaborators=user)).distinct()
+
+
+# --- invitations ------------------------------------------------------------------
+
+
+def _token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_url(token: str) -> str:
+    return settings.SITE_URL + reverse("invite", args=[token])
+
+
+@transaction.atomic
+def invitation_create(*, study: Study, count: int = 1, days: int = INVITATION_DAYS) -> list[str]:
+    """Create ``count`` single-use invitations; returns the raw tokens (only their sha256 is stored)."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    if study.status == Study.Status.CLOSED:
+        raise StudyFrozen("the study is closed")
+    tokens = [secrets.token_urlsafe(24) for _ in range(count)]
+    expires = timezone.now() + timedelta(days=days)
+    Invitation.objects.bulk_create(
+        [Invitation(study=study, token_sha256=_token_sha256(t), expires_at=expires) for t in tokens]
+    )
+    return tokens
+
+
+def invitation_lookup(*, token: str) -> Invitation:
+    """The invitation for ``token``, or ``InvitationInvalid`` with 404 (unknown) or 410 (used/expired/closed)."""
+    inv = Invitation.objects.select_related("study").filter(token_sha256=_token_sha256(token)).first()
+    if inv is None:
+        raise InvitationInvalid(404, "This invitation link is not valid. Check that you copied all of it.")
+    if inv.used_at is not None:
+        raise InvitationInvalid(410, "This invitation link has already been used.")
+    if inv.expires_at <= timezone.now():
+        raise InvitationInvalid(410, "This invitation link has expired. Ask the study team for a new one.")
+    if inv.study.status == Study.Status.CLOSED:
+        raise InvitationInvalid(410, "This study is closed.")
+    return inv
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: AbstractBaseUser) -> Assignment:
+    """Use the invitation: make ``user`` a rater of its study. Single use, checked under a row lock.
+
+    A rater who already has an assignment for the study keeps it and the
+    invitation stays unused (it can go to someone else).
+    """
+    inv = invitation_lookup(token=token)
+    inv = Invitation.objects.select_for_update().select_related("study").get(pk=inv.pk)
+    if inv.used_at is not None:
+        raise InvitationInvalid(410, "This invitation link has already been used.")
+    existing = Assignment.objects.filter(study=inv.study, rater=user).first()
+    if existing:
+        return existing
+    roles.add_to_role(user, roles.RATERS)
+    RaterProfile.objects.get_or_create(user=user)
+    assignment = assignment_create(study=inv.study, rater=user)
+    inv.used_at = timezone.now()
+    inv.used_by = user
+    inv.save(update_fields=["used_at", "used_by"])
+    return assignment
+
+
+# --- assignments --------------------------------------------------------------------
+
+
+@transaction.atomic
+def assignment_create(*, study: Study, rater: AbstractBaseUser, seed: int | None = None) -> Assignment:
+    """The rater's seeded sequence of presentations (idempotent: an existing assignment is returned)."""
+    existing = Assignment.objects.filter(study=study, rater=rater).first()
+    if existing:
+        return existing
+    config = protocol.config_with_defaults(study.config)
+    rows = list(study.items.values_list("pk", "image__kind", "is_anchor", "is_tutorial"))
+    items = [(pk, kind, anchor) for pk, kind, anchor, tut in rows if not tut]
+    tutorial = [pk for pk, _, _, tut in rows if tut]
+    seed = new_seed() if seed is None else seed
+    slots = protocol.plan_sequence(items=items, tutorial=tutorial, config=config, seed=seed)
+    assignment = Assignment.objects.create(study=study, rater=rater, seed=seed)
+    firsts = [
+        Presentation(assignment=assignment, item_id=s.item_id, position=p, is_tutorial=s.is_tutorial)
+        for p, s in enumerate(slots)
+        if s.repeat_of is None
+    ]
+    Presentation.objects.bulk_create(firsts)
+    by_position = {p.position: p for p in firsts}
+    Presentation.objects.bulk_create(
+        [
+            Presentation(
+                assignment=assignment, item_id=s.item_id, position=p, repeat_of=by_position[s.repeat_of]
+            )
+            for p, s in enumerate(slots)
+            if s.repeat_of is not None
+        ]
+    )
+    return assignment
+
+
+def assignment_consent(*, assignment: Assignment) -> None:
+    Assignment.objects.filter(pk=assignment.pk, consented_at__isnull=True).update(consented_at=timezone.now())
+
+
+def assignment_for_rater(*, study_id: int, user: AbstractBaseUser) -> Assignment:
+    """The requesting rater's assignment for a study that is open, or a ``RatingError``."""
+    if not user.is_authenticated:
+        raise RatingError(403, "not_authenticated", "Log in to rate.")
+    assignment = Assignment.objects.select_related("study").filter(study_id=study_id, rater=user).first()
+    if assignment is None or assignment.study.status == Study.Status.DRAFT:
+        raise RatingError(404, "not_found", "No such study for you.")
+    if assignment.study.status == Study.Status.CLOSED:
+        raise RatingError(410, "closed", "This study is closed.")
+    if assignment.consented_at is None:
+        raise RatingError(403, "consent_required", "Accept the consent text first.")
+    return assignment
+
+
+def _image_url(token: str) -> str:
+    return reverse("rate-image", args=[token])
+
+
+def _upcoming(assignment: Assignment) -> list[dict]:
+    return list(
+        assignment.presentations.filter(answered_at__isnull=True)
+        .order_by("position")
+        .values("pk", "public_token", "position", "is_tutorial", "shown_at")[:2]
+    )
+
+
+def assignment_state(*, assignment: Assignment) -> dict:
+    """What the rating page needs now: study questions, progress, the current and next item.
+
+    A constant number of queries whatever the pool size (tested). Marks the current
+    item's server ``shown_at`` the first time it is returned.
+    """
+    study = assignment.study
+    config = protocol.config_with_defaults(study.config)
+    counts = assignment.presentations.aggregate(
+        total=Count("pk", filter=Q(is_tutorial=False)),
+        done=Count("pk", filter=Q(is_tutorial=False, answered_at__isnull=False)),
+        tutorial_total=Count("pk", filter=Q(is_tutorial=True)),
+        tutorial_done=Count("pk", filter=Q(is_tutorial=True, answered_at__isnull=False)),
+    )
+    upcoming = _upcoming(assignment)
+    item = None
+    next_image_url = None
+    if upcoming:
+        current = upcoming[0]
+        if current["shown_at"] is None:
+            Presentation.objects.filter(pk=current["pk"], shown_at__isnull=True).update(
+                shown_at=timezone.now()
+            )
+        phase_offset = 0 if current["is_tutorial"] else counts["tutorial_total"]
+        item = {
+            "token": current["public_token"],
+            "image_url": _image_url(current["public_token"]),
+            "position": current["position"] - phase_offset + 1,
+            "is_tutorial": current["is_tutorial"],
+        }
+        if len(upcoming) > 1:
+            next_image_url = _image_url(upcoming[1]["public_token"])
+    finished = not upcoming
+    questions = config["questions"]
+    return {
+        "study": {
+            "title": study.title,
+            "questions": questions,
+            "exposure_ms": config["exposure_ms"],
+            "answers_editable": config["answers_editable"],
+            "show_score": config["show_score"],
+        },
+        "progress": {"done": counts["done"], "total": counts["total"]},
+        "tutorial": {"done": counts["tutorial_done"], "total": counts["tutorial_total"]},
+        "finished": finished,
+        "item": item,
+        "next_image_url": next_image_url,
+        "previous": _previous(assignment) if config["answers_editable"] and counts["done"] else None,
+        "diagnosis_choices": (config.get("diagnosis_choices") or []) if questions["diagnosis"] else [],
+        "score": _score(assignment) if finished and config["show_score"] else None,
+    }
+
+
+def _answer_dict(j: Judgment) -> dict:
+    return {
+        "says_synthetic": j.says_synthetic,
+        "confidence": j.confidence,
+        "diagnosis": "unsure" if j.diagnosis_unsure else (j.diagnosis.code if j.diagnosis else None),
+        "comment": j.comment,
+    }
+
+
+def _previous(assignment: Assignment) -> dict | None:
+    """With editable answers the page may go back one step: the last answered study item."""
+    p = (
+        assignment.presentations.filter(is_tutorial=False, answered_at__isnull=False)
+        .select_related("judgment__diagnosis")
+        .order_by("-position")
+        .first()
+    )
+    if p is None:
+        return None
+    return {
+        "token": p.public_token,
+        "image_url": _image_url(p.public_token),
+        "answer": _answer_dict(p.judgment),
+    }
+
+
+def _score(assignment: Assignment) -> dict:
+    agg = Judgment.objects.filter(presentation__assignment=assignment).aggregate(
+        n=Count("pk"),
+        correct=Count(
+            "pk",
+            filter=Q(says_synthetic=True, presentation__item__image__kind=Image.Kind.SYNTHETIC)
+            | Q(says_synthetic=False, presentation__item__image__kind=Image.Kind.REAL),
+        ),
+    )
+    n = agg["n"]
+    return {
+        "n_correct": agg["correct"],
+        "n_answered": n,
+        "accuracy": round(agg["correct"] / n, 4) if n else None,
+    }
+
+
+# --- judgments ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    says_synthetic: bool
+    confidence: int | None = None
+    diagnosis: str | None = None  # a condition code, "unsure" or None
+    comment: str = ""
+    response_ms: int | None = None
+
+
+def _diagnosis_ids(config: dict) -> dict[str, int]:
+    codes = [c["code"] for c in config.get("diagnosis_choices") or []]
+    return dict(Condition.objects.filter(code__in=codes).values_list("code", "pk")) if codes else {}
+
+
+def _validate_answer(answer: Answer, config: dict) -> None:
+    q = config["questions"]
+    errors: dict[str, list[str]] = {}
+    if answer.confidence is not None and not q["confidence"]:
+        errors["confidence"] = ["This study does not ask for confidence."]
+    if answer.diagnosis is not None:
+        codes = {c["code"] for c in config.get("diagnosis_choices") or []}
+        if not q["diagnosis"]:
+            errors["diagnosis"] = ["This study does not ask for a diagnosis."]
+        elif answer.diagnosis != "unsure" and answer.diagnosis not in codes:
+            errors["diagnosis"] = [
+                f"Unknown diagnosis {answer.diagnosis!r}; pick one of the list or 'unsure'."
+            ]
+    if answer.comment and not q["comment"]:
+        errors["comment"] = ["This study does not take comments."]
+    if errors:
+        raise RatingError(400, "invalid", "Invalid answer.", errors=errors)
+
+
+def _feedback(presentation: Presentation, says_synthetic: bool) -> dict:
+    """Tutorial items are labelled examples: the truth is shown after the answer."""
+    truth_synthetic = presentation.item.image.kind == Image.Kind.SYNTHETIC
+    return {"correct": truth_synthetic == says_synthetic, "truth": "synthetic" if truth_synthetic else "real"}
+
+
+def _body(presentation: Presentation, assignment: Assignment, says_synthetic: bool) -> dict:
+    body: dict[str, Any] = {"recorded": True}
+    if presentation.is_tutorial:
+        body["feedback"] = _feedback(presentation, says_synthetic)
+    body["state"] = assignment_state(assignment=assignment)
+    return body
+
+
+def _existing_answer(p: Presentation) -> Judgment | TutorialAnswer | None:
+    for attr in ("judgment", "tutorial_answer"):
+        try:
+            return getattr(p, attr)
+        except (Judgment.DoesNotExist, TutorialAnswer.DoesNotExist):
+            continue
+    return None
+
+
+def judgment_record(
+    *, assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID
+) -> tuple[int, dict]:
+    """Record the rater's answer to the presentation ``token`` and return (HTTP status, body).
+
+    Idempotent on ``client_key``: the same key again returns 200 and the same body
+    as the first write (201), with one row in the database. The write is claimed by
+    a conditional UPDATE of ``Presentation.answered_at`` and backed by the one-to-one
+    constraint, so concurrent double submits also record one judgment.
+    Raises ``RatingError`` (400 invalid answer, 404 not this rater's token, 409 not
+    the current item or already answered with another key).
+    """
+    config = protocol.config_with_defaults(assignment.study.config)
+    with transaction.atomic():
+        p = (
+            Presentation.objects.select_related("item__image", "judgment", "tutorial_answer")
+            .filter(public_token=token, assignment=assignment)
+            .first()
+        )
+        if p is None:
+            raise RatingError(404, "not_found", "No such item for you.")
+        if p.answered_at is not None:
+            return _answered_again(p, assignment, answer, client_key, config)
+        _validate_answer(answer, config)
+        upcoming = _upcoming(assignment)
+        if upcoming[0]["pk"] != p.pk:
+            raise RatingError(409, "out_of_order", "This is not your current item; reload to continue.")
+        now = timezone.now()
+        claimed = Presentation.objects.filter(pk=p.pk, answered_at__isnull=True).update(answered_at=now)
+        if not claimed:  # a concurrent submit won the claim
+            p = Presentation.objects.select_related("item__image", "judgment", "tutorial_answer").get(pk=p.pk)
+            return _answered_again(p, assignment, answer, client_key, config)
+        try:
+            with transaction.atomic():
+                if p.is_tutorial:
+                    TutorialAnswer.objects.create(
+                        presentation=p, client_key=client_key, says_synthetic=answer.says_synthetic
+                    )
+                else:
+                    Judgment.objects.create(
+                        presentation=p, client_key=client_key, **_judgment_fields(answer, config)
+                    )
+        except IntegrityError:
+            raise RatingError(
+                409, "key_reused", "This client_key was already used for another answer."
+            ) from None
+        if len(upcoming) == 1:
+            Assignment.objects.filter(pk=assignment.pk).update(finished_at=now)
+        if assignment.started_at is None:
+            Assignment.objects.filter(pk=assignment.pk, started_at__isnull=True).update(started_at=now)
+        return 201, _body(p, assignment, answer.says_synthetic)
+
+
+def _judgment_fields(answer: Answer, config: dict) -> dict:
+    unsure = answer.diagnosis == "unsure"
+    diagnosis_id = None
+    if answer.diagnosis and not unsure:
+        diagnosis_id = _diagnosis_ids(config)[answer.diagnosis]
+    return {
+        "says_synthetic": answer.says_synthetic,
+        "confidence": answer.confidence,
+        "diagnosis_id": diagnosis_id,
+        "diagnosis_unsure": unsure,
+        "comment": answer.comment,
+        "response_ms": answer.response_ms,
+    }
+
+
+def _answered_again(
+    p: Presentation, assignment: Assignment, answer: Answer, client_key: uuid.UUID, config: dict
+) -> tuple[int, dict]:
+    existing = _existing_answer(p)
+    if existing is not None and existing.client_key == client_key:
+        return 200, _body(p, assignment, existing.says_synthetic)
+    if config["answers_editable"] and isinstance(existing, Judgment):
+        _validate_answer(answer, config)
+        fields = _judgment_fields(answer, config)
+        try:
+            with transaction.atomic():
+                Judgment.objects.filter(pk=existing.pk).update(
+                    client_key=client_key, revision=existing.revision + 1, edited_at=timezone.now(), **fields
+                )
+        except IntegrityError:
+            raise RatingError(
+                409, "key_reused", "This client_key was already used for another answer."
+            ) from None
+        return 200, _body(p, assignment, answer.says_synthetic)
+    raise RatingError(409, "already_answered", "This item was already answered; answers are final.")

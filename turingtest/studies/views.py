@@ -1,0 +1,383 @@
+"""HTML pages of the studies app: rating flow (invitation, consent, instructions, rating page,
+blinded image bytes) and the researchers' study pages.
+
+Views are short: an access helper that raises 404/403, a form, one service call.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from turingtest.core import roles
+from turingtest.studies import forms, protocol, services
+from turingtest.studies.markdown import render_markdown
+from turingtest.studies.models import Assignment, Presentation, Study
+
+# Identical for every image, real or synthetic: the browser cache behaves the same for both.
+IMAGE_CACHE_CONTROL = "private, max-age=3600"
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"RIFF", "image/webp"))
+
+
+def _content_type(data: bytes) -> str:
+    """From the bytes, never from a file name or the image row (all stored files share one format)."""
+    for magic, ctype in _MAGIC:
+        if data.startswith(magic):
+            return ctype
+    return "application/octet-stream"
+
+
+# --- rating flow ----------------------------------------------------------------------
+
+
+def _rater_assignment_or_respond(request: HttpRequest, study_id: int) -> Assignment | HttpResponse:
+    try:
+        return services.assignment_for_rater(study_id=study_id, user=request.user)
+    except services.RatingError as exc:
+        if exc.code == "consent_required":
+            return redirect("rate-consent", study_id=study_id)
+        if exc.status == 410:
+            return render(request, "studies/closed.html", {"detail": exc.detail}, status=410)
+        raise Http404(exc.detail) from None
+
+
+@never_cache
+@login_required
+@ensure_csrf_cookie
+def rate(request: HttpRequest, study_id: int) -> HttpResponse:
+    """The rating page shell; everything item-specific comes from the JSON API."""
+    result = _rater_assignment_or_respond(request, study_id)
+    if isinstance(result, HttpResponse):
+        return result
+    return render(
+        request,
+        "studies/rate.html",
+        {
+            "study": result.study,
+            "state_url": reverse("rate-state", args=[study_id]),
+            "answers_url": reverse("rate-answers", args=[study_id]),
+        },
+    )
+
+
+@never_cache
+@login_required
+def rate_list(request: HttpRequest) -> HttpResponse:
+    """The rater's assignments with progress (open studies first)."""
+    assignments = (
+        Assignment.objects.filter(rater=request.user)
+        .exclude(study__status=Study.Status.DRAFT)
+        .select_related("study")
+        .annotate(
+            n_total=Count("presentations", filter=Q(presentations__is_tutorial=False)),
+            n_done=Count(
+                "presentations",
+                filter=Q(presentations__is_tutorial=False, presentations__answered_at__isnull=False),
+            ),
+        )
+        .order_by("-study__status", "-created")
+    )
+    return render(request, "studies/rate_list.html", {"assignments": assignments})
+
+
+def _rater_assignment(request: HttpRequest, study_id: int) -> Assignment:
+    assignment = (
+        Assignment.objects.select_related("study")
+        .filter(study_id=study_id, rater=request.user)
+        .exclude(study__status=Study.Status.DRAFT)
+        .first()
+    )
+    if assignment is None:
+        raise Http404("No such study for you.")
+    return assignment
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_consent(request: HttpRequest, study_id: int) -> HttpResponse:
+    assignment = _rater_assignment(request, study_id)
+    if assignment.study.status == Study.Status.CLOSED:
+        return render(request, "studies/closed.html", {"detail": "This study is closed."}, status=410)
+    form = forms.ConsentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.assignment_consent(assignment=assignment)
+        return redirect("rate-instructions", study_id=study_id)
+    return render(
+        request,
+        "studies/consent.html",
+        {
+            "study": assignment.study,
+            "form": form,
+            "consent_html": render_markdown(assignment.study.consent_text or DEFAULT_CONSENT),
+            "already": assignment.consented_at is not None,
+        },
+    )
+
+
+DEFAULT_CONSENT = (
+    "You are invited to take part in a study of whether clinicians can tell real skin images from "
+    "synthetic ones made by a generative model. Your answers and your professional details (role, years "
+    "of experience) are stored under a pseudonym and analysed in aggregate. Taking part is voluntary and "
+    "you can stop at any time."
+)
+
+
+@never_cache
+@login_required
+def rate_instructions(request: HttpRequest, study_id: int) -> HttpResponse:
+    assignment = _rater_assignment(request, study_id)
+    if assignment.consented_at is None:
+        return redirect("rate-consent", study_id=study_id)
+    config = protocol.config_with_defaults(assignment.study.config)
+    return render(
+        request,
+        "studies/instructions.html",
+        {
+            "study": assignment.study,
+            "instructions_html": render_markdown(assignment.study.instructions),
+            "config": config,
+        },
+    )
+
+
+@never_cache
+@require_GET
+def rate_image(request: HttpRequest, token: str) -> HttpResponse:
+    """Image bytes for the requesting rater's current or next item (or an answered one, if editable).
+
+    Everything else is a plain 404, so a token reveals nothing, not even that it exists.
+    Headers are the same for every image: no file name, no ETag or Last-Modified.
+    """
+    if not request.user.is_authenticated:
+        raise Http404
+    p = (
+        Presentation.objects.select_related("assignment__study", "item__image")
+        .filter(public_token=token, assignment__rater=request.user)
+        .first()
+    )
+    if p is None:
+        raise Http404
+    assignment = p.assignment
+    if assignment.study.status != Study.Status.OPEN or assignment.consented_at is None:
+        raise Http404
+    if p.answered_at is None:
+        allowed = p.pk in {u["pk"] for u in services._upcoming(assignment)}
+    else:
+        allowed = (
+            not p.is_tutorial and protocol.config_with_defaults(assignment.study.config)["answers_editable"]
+        )
+    if not allowed:
+        raise Http404
+    with p.item.image.file.open("rb") as fh:
+        data = fh.read()
+    response = HttpResponse(data, content_type=_content_type(data))
+    response["Content-Length"] = str(len(data))
+    # never_cache set its own headers; the image policy replaces them, same for all images.
+    for header in ("Expires", "Pragma"):
+        if header in response:
+            del response[header]
+    response["Cache-Control"] = IMAGE_CACHE_CONTROL
+    return response
+
+
+# --- invitations ------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invite(request: HttpRequest, token: str) -> HttpResponse:
+    """Follow an invitation: register (new rater) or log in (existing one), then consent."""
+    try:
+        invitation = services.invitation_lookup(token=token)
+    except services.InvitationInvalid as exc:
+        return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=exc.status)
+    if request.user.is_authenticated:
+        if (
+            request.method == "POST"
+            or Assignment.objects.filter(study=invitation.study, rater=request.user).exists()
+        ):
+            return _accept(request, token)
+        return render(request, "studies/invite_accept.html", {"study": invitation.study})
+    form = forms.RaterRegistrationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return _accept(request, token)
+    login_url = reverse("login") + "?next=" + reverse("invite", args=[token])
+    return render(
+        request, "studies/invite.html", {"study": invitation.study, "form": form, "login_url": login_url}
+    )
+
+
+def _accept(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        assignment = services.invitation_accept(token=token, user=request.user)
+    except services.InvitationInvalid as exc:
+        return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=exc.status)
+    if assignment.consented_at is None:
+        return redirect("rate-consent", study_id=assignment.study_id)
+    return redirect("rate", study_id=assignment.study_id)
+
+
+# --- researchers --------------------------------------------------------------------------
+
+
+def _visible_study(request: HttpRequest, study_id: int) -> Study:
+    """404 for studies the user may not see (no existence oracle), 403 for non-researchers."""
+    if not roles.is_researcher(request.user):
+        raise PermissionDenied("Researchers only.")
+    study = get_object_or_404(Study.objects.select_related("owner"), pk=study_id)
+    if not study.is_visible_to(request.user):
+        raise Http404("No such study.")
+    return study
+
+
+@never_cache
+@roles.researcher_required
+def study_list(request: HttpRequest) -> HttpResponse:
+    studies = (
+        services.studies_visible_to(request.user)
+        .select_related("owner")
+        .annotate(n_items=Count("items", filter=Q(items__is_tutorial=False), distinct=True))
+        .annotate(n_raters=Count("assignments", distinct=True))
+    )
+    return render(request, "studies/study_list.html", {"studies": studies})
+
+
+@never_cache
+@roles.researcher_required
+@require_http_methods(["GET", "POST"])
+def study_new(request: HttpRequest) -> HttpResponse:
+    form = forms.StudyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            study = services.study_create(owner=request.user, **form.service_kwargs())
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, "Study created as a draft. Check the pool, run audit_leaks, then open it."
+            )
+            return redirect("study-detail", study_id=study.pk)
+    return render(request, "studies/study_form.html", {"form": form, "study": None})
+
+
+@never_cache
+@roles.researcher_required
+@require_http_methods(["GET", "POST"])
+def study_edit(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _visible_study(request, study_id)
+    if study.is_frozen:
+        messages.error(request, "This study is open or closed: its design is frozen. Copy it to change it.")
+        return redirect("study-detail", study_id=study.pk)
+    form = forms.StudyForm(request.POST or None, initial=forms.StudyForm.initial_from(study))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.study_update(study=study, **form.service_kwargs())
+        except (ValueError, services.StudyFrozen) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Study saved; the pool was redrawn.")
+            return redirect("study-detail", study_id=study.pk)
+    return render(request, "studies/study_form.html", {"form": form, "study": study})
+
+
+@never_cache
+@roles.researcher_required
+def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _visible_study(request, study_id)
+    config = protocol.config_with_defaults(study.config)
+    counts = study.items.aggregate(
+        n_real=Count("pk", filter=Q(is_tutorial=False, image__kind="real")),
+        n_synthetic=Count("pk", filter=Q(is_tutorial=False, image__kind="synthetic")),
+        n_anchors=Count("pk", filter=Q(is_anchor=True)),
+        n_tutorial=Count("pk", filter=Q(is_tutorial=True)),
+    )
+    progress = study.assignments.aggregate(
+        n_raters=Count("pk"),
+        n_started=Count("pk", filter=Q(started_at__isnull=False)),
+        n_finished=Count("pk", filter=Q(finished_at__isnull=False)),
+    )
+    invite_urls = request.session.pop(f"invite_urls_{study.pk}", None)
+    return render(
+        request,
+        "studies/study_detail.html",
+        {
+            "study": study,
+            "config": config,
+            "counts": counts,
+            "progress": progress,
+            "invite_urls": invite_urls,
+            "invite_form": forms.InviteForm(),
+            "instructions_html": render_markdown(study.instructions),
+            "can_manage": study.owner_id == request.user.pk or roles.is_admin(request.user),
+        },
+    )
+
+
+def _managed_study(request: HttpRequest, study_id: int) -> Study:
+    """Opening, closing and inviting are for the owner and admins; collaborators only look."""
+    study = _visible_study(request, study_id)
+    if study.owner_id != request.user.pk and not roles.is_admin(request.user):
+        raise PermissionDenied("Only the study's owner can do this.")
+    return study
+
+
+@roles.researcher_required
+@require_POST
+def study_open(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _managed_study(request, study_id)
+    try:
+        services.study_open(study=study)
+    except (ValueError, services.StudyFrozen) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "The study is open; its design is frozen.")
+    return redirect("study-detail", study_id=study.pk)
+
+
+@roles.researcher_required
+@require_POST
+def study_close(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _managed_study(request, study_id)
+    services.study_close(study=study)
+    messages.success(request, "The study is closed.")
+    return redirect("study-detail", study_id=study.pk)
+
+
+@roles.researcher_required
+@require_POST
+def study_copy(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _visible_study(request, study_id)
+    copy = services.study_copy(study=study, owner=request.user)
+    messages.success(request, "Copied as a new draft.")
+    return redirect("study-detail", study_id=copy.pk)
+
+
+@roles.researcher_required
+@require_POST
+def study_invite(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _managed_study(request, study_id)
+    form = forms.InviteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a number of invitations between 1 and 500.")
+        return redirect("study-detail", study_id=study.pk)
+    try:
+        tokens = services.invitation_create(study=study, count=form.cleaned_data["count"])
+    except services.StudyFrozen as exc:
+        messages.error(request, str(exc))
+        return redirect("study-detail", study_id=study.pk)
+    # Shown once on the next page only: the raw tokens are never stored.
+    request.session[f"invite_urls_{study.pk}"] = [services.invitation_url(t) for t in tokens]
+    return redirect("study-detail", study_id=study.pk)
