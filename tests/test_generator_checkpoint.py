@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from generator import __version__
+from generator.checkpoint import CheckpointError, load, load_generator, save
+from generator.config import GeneratorConfig
+from generator.networks import build_generator
+
+CONFIG = GeneratorConfig(conditions=("MEL", "NEV"), image_size=32, ngf=4, num_downs=5)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = build_generator(CONFIG)
+    path = tmp_path / "g.pt"
+    sha = save(path, model=model, config=CONFIG, metadata={"training": {"steps": 3}})
+    return path, sha, model
+
+
+def test_a_checkpoint_round_trips_weights_config_and_metadata(saved):
+    path, sha, model = saved
+    ckpt = load(path)
+    assert ckpt.sha256 == sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert ckpt.config == CONFIG
+    assert ckpt.metadata["conditions"] == ["MEL", "NEV"] and ckpt.metadata["image_size"] == 32
+    assert ckpt.metadata["generator_version"] == __version__
+    assert ckpt.metadata["training"] == {"steps": 3} and "one-hot" in ckpt.metadata["encoding"]
+    again, _ = load_generator(path)
+    assert not again.training
+    x = torch.randn(1, CONFIG.in_channels, 32, 32)
+    model.eval()
+    again.sampling_dropout = model.sampling_dropout = False
+    torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
+
+
+def test_the_file_is_a_plain_weights_only_archive_with_json_metadata(saved):
+    path, _, _ = saved
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "dermgan-checkpoint"
+    assert json.loads(raw["metadata_json"])["config"]["ngf"] == 4
+
+
+@pytest.mark.parametrize("keep", [0, 10, 0.5, -100])
+def test_a_truncated_file_is_reported_as_truncated(saved, keep):
+    path, _, _ = saved
+    data = path.read_bytes()
+    n = int(len(data) * keep) if isinstance(keep, float) else (keep if keep >= 0 else len(data) + keep)
+    path.write_bytes(data[:n])
+    with pytest.raises(CheckpointError, match="^truncated"):
+        load(path)
+
+
+def test_garbage_and_other_files_are_not_checkpoints(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(4096))
+    text = tmp_path / "notes.pt"
+    text.write_text("hello, I am not a network")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    plain_state = tmp_path / "state.pt"
+    torch.save(build_generator(CONFIG).state_dict(), plain_state)
+    for path in (garbage, text, other, plain_state, tmp_path / "missing.pt"):
+        with pytest.raises(CheckpointError, match="^not a checkpoint"):
+            load(path)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("zip_container", [True, False])
+def test_a_pickle_with_code_is_refused_without_running_it(tmp_path, zip_container):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    payload = {"format": "dermgan-checkpoint", "format_version": 1, "state_dict": {}, "x": _Exploit(marker)}
+    if zip_container:
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="^not a checkpoint"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_weights_that_do_not_fit_the_config_are_an_architecture_mismatch(tmp_path):
+    wider = build_generator(GeneratorConfig(conditions=("MEL", "NEV"), image_size=32, ngf=8, num_downs=5))
+    path = tmp_path / "g.pt"
+    save(path, model=wider, config=CONFIG, metadata={})
+    with pytest.raises(CheckpointError, match="^architecture mismatch: .* has shape"):
+        load(path)
+    deeper = build_generator(GeneratorConfig(conditions=("MEL", "NEV"), image_size=32, ngf=4, num_downs=4))
+    save(path, model=deeper, config=CONFIG, metadata={})
+    with pytest.raises(CheckpointError, match="^architecture mismatch: .*missing"):
+        load(path)
+    more_conditions = GeneratorConfig(conditions=("MEL", "NEV", "BCC"), image_size=32, ngf=4, num_downs=5)
+    save(path, model=build_generator(CONFIG), config=more_conditions, metadata={})
+    with pytest.raises(CheckpointError, match="^architecture mismatch"):
+        load(path)
+
+
+def test_saving_is_atomic_and_keeps_the_old_file_on_failure(saved):
+    path, sha, model = saved
+    with pytest.raises(ValueError, match="JSON"):
+        save(path, model=model, config=CONFIG, metadata={"bad": object()})
+    assert load(path).sha256 == sha
+    assert [p.name for p in path.parent.iterdir()] == ["g.pt"]  # no temp files left behind
