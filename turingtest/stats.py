@@ -862,6 +862,11 @@ class BootstrapResult:
     n_valid: int
 
 
+# Up to this many rater × image cells the sums live in dense matrices (BLAS products);
+# beyond, in scipy.sparse matrices so memory follows the number of judgments.
+_DENSE_CELLS = 20_000_000
+
+
 def _two_way_draws(n_raters: int, n_images: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(B, R) and (B, I) multiplicities of a with-replacement draw of raters and images."""
     rng = np.random.default_rng(seed)
@@ -996,7 +1001,7 @@ def bootstrap_two_way_mean(
     confidence = _confidence(confidence)
     estimate = float(y.mean())
     rater_w, image_w = _two_way_draws(n_r, n_i, int(n_boot), seed)
-    dense = n_r * n_i <= 20_000_000
+    dense = n_r * n_i <= _DENSE_CELLS
     if dense:
         flat = rcodes * n_i + icodes
         sums = np.bincount(flat, weights=y, minlength=n_r * n_i).reshape(n_r, n_i)
