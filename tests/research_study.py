@@ -126,3 +126,32 @@ def build_small_study(
             assignment.finished_at = base + dt.timedelta(hours=1)
             assignment.save(update_fields=["finished_at"])
     return out
+
+
+def add_bulk_judgments(study: Study, n: int) -> None:
+    """n more judgments by one new rater (items cycled), inserted with bulk_create: for size tests."""
+    rater = RaterFactory()
+    assignment = AssignmentFactory(study=study, rater=rater, seed=99)
+    items = list(study.items.filter(is_tutorial=False))
+    now = timezone.now()
+    presentations = Presentation.objects.bulk_create(
+        [
+            Presentation(assignment=assignment, item=items[i % len(items)], position=i, shown_at=now)
+            for i in range(n)
+        ],
+        batch_size=2000,
+    )
+    Judgment.objects.bulk_create(
+        [
+            Judgment(
+                presentation=p,
+                client_key=uuid.uuid4(),
+                says_synthetic=i % 3 == 0,
+                confidence=1 + i % 5,
+                comment="plain, with a comma" if i % 7 == 0 else "",
+                response_ms=1000 + i,
+            )
+            for i, p in enumerate(presentations)
+        ],
+        batch_size=2000,
+    )

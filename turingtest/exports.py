@@ -65,7 +65,7 @@ audit_log = logging.getLogger("turingtest.audit")
 FORMATS = ("csv", "jsonl")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 COPY_CHUNK_BYTES = 1 << 20
-ITERATOR_CHUNK_ROWS = 2000
+ITERATOR_CHUNK_ROWS = 1000
 
 _P = "presentation"
 _IMG = "presentation__item__image"
@@ -340,11 +340,11 @@ def iter_csv_python(study: Study, *, identities: bool = False) -> Iterator[bytes
     buf = _LineBuffer()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([c.name for c in cols])
-    n = 0
-    for row in judgment_queryset(study, identities=identities).iterator(chunk_size=ITERATOR_CHUNK_ROWS):
+    for n, row in enumerate(
+        judgment_queryset(study, identities=identities).iterator(chunk_size=ITERATOR_CHUNK_ROWS)
+    ):
         writer.writerow([_csv_value(k, v) for k, v in zip(kinds, row)])
-        n += 1
-        if n % 1000 == 0:
+        if n % 256 == 255:
             yield buf.take().encode()
     tail = buf.take()
     if tail:
@@ -361,7 +361,7 @@ def iter_jsonl(study: Study, *, identities: bool = False) -> Iterator[bytes]:
         obj = {name: _json_value(k, v) for name, k, v in zip(names, kinds, row)}
         parts.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
         parts.append("\n")
-        if len(parts) >= 2000:
+        if len(parts) >= 512:
             yield "".join(parts).encode()
             parts.clear()
     if parts:
@@ -408,7 +408,8 @@ def iter_copy(sql: str, *, chunk_bytes: int = COPY_CHUNK_BYTES) -> Iterator[byte
     psycopg2's ``copy_expert`` pushes data into a file object and returns only at the end,
     so it runs in a thread on this request's own connection (this thread makes no query
     until the generator finishes); at most 4 chunks wait in the queue. Closing the
-    generator early cancels the statement on the server.
+    generator early cancels the statement on the server (outside a transaction) or drops
+    the remaining output (inside one).
     """
     connection.ensure_connection()
     raw = connection.connection
@@ -469,10 +470,13 @@ def iter_copy(sql: str, *, chunk_bytes: int = COPY_CHUNK_BYTES) -> Iterator[byte
     finally:
         if not finished:
             stop.set()
-            try:
-                raw.cancel()
-            except Exception:  # noqa: BLE001 - the statement may have just ended
-                pass
+            if not connection.in_atomic_block:
+                # Outside a transaction a cancelled statement harms nothing: stop the server now.
+                # Inside one it would abort the transaction, so the rest is drained and dropped.
+                try:
+                    raw.cancel()
+                except Exception:  # noqa: BLE001 - the statement may have just ended
+                    pass
         worker.join()
 
 

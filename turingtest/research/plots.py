@@ -1,0 +1,326 @@
+"""Server-rendered plots of a study report (matplotlib, Agg backend, SVG and PNG).
+
+Each plot is a function of the report dict (``reports.build(study).to_dict()``, schema in
+``turingtest/reports.py``); the ROC curve also needs the ordinal ratings themselves, which
+it reads through ``reports.read_rows`` (the report's own one query), so it plots exactly
+the confidence-signed ratings the report's AUC was computed from.
+
+Rendering is done per request into a fresh ``Figure`` (no pyplot global state, so it is
+thread-safe); the views cache the bytes until new judgments arrive.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+CONTENT_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+CHANCE_COLOUR = "#b3261e"
+BAR_COLOUR = "#2457c5"
+REAL_COLOUR = "#1c7c3a"
+SYN_COLOUR = "#8a4fbf"
+
+
+@dataclass(frozen=True)
+class PlotInfo:
+    name: str
+    title: str
+    alt: str
+
+
+def _prop(p: dict[str, Any] | None) -> tuple[float, float, float] | None:
+    if not p or p.get("proportion") is None:
+        return None
+    return p["proportion"], p.get("ci_low") or p["proportion"], p.get("ci_high") or p["proportion"]
+
+
+def _errorbars(
+    ax: Any, labels: list[str], props: list[dict[str, Any] | None], *, horizontal: bool = True
+) -> bool:
+    """Points with CI whiskers against the 50% line; returns False when nothing to draw."""
+    vals = [(lab, _prop(p)) for lab, p in zip(labels, props)]
+    vals = [(lab, v) for lab, v in vals if v is not None]
+    if not vals:
+        return False
+    y = np.arange(len(vals))
+    est = np.array([v[0] for _, v in vals])
+    lo = est - np.array([v[1] for _, v in vals])
+    hi = np.array([v[2] for _, v in vals]) - est
+    ax.errorbar(est, y, xerr=[lo, hi], fmt="o", color=BAR_COLOUR, ecolor="#7a8aa8", capsize=3)
+    ax.axvline(0.5, color=CHANCE_COLOUR, linestyle="--", linewidth=1, label="chance (50%)")
+    ax.set_yticks(y, [lab for lab, _ in vals])
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    return True
+
+
+def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure | None:
+    raters = report.get("detection", {}).get("per_rater") or []
+    if not raters:
+        return None
+    fig = Figure(figsize=(7, max(2.5, 0.32 * len(raters) + 1.3)))
+    ax = fig.add_subplot()
+    labels = [f"{r['rater']} ({r.get('role', '')})" for r in raters]
+    if not _errorbars(ax, labels, [r["detection"].get("accuracy") for r in raters]):
+        return None
+    pooled = _prop(report["detection"]["pooled"].get("accuracy"))
+    if pooled:
+        ax.axvspan(pooled[1], pooled[2], color=BAR_COLOUR, alpha=0.12, label=f"pooled {pooled[0]:.0%}")
+    ax.set_xlabel("Accuracy telling real from synthetic (95% Wilson CI)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def roc_points(signed: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical ROC of ratings (higher = more "synthetic"), one point per distinct threshold.
+
+    Its trapezoid area equals the Mann–Whitney AUC with ties counted half (``stats.rating_auc``).
+    """
+    thresholds = np.unique(signed)[::-1]
+    pos, neg = signed[truth], signed[~truth]
+    tpr = [0.0] + [float((pos >= t).mean()) if pos.size else 0.0 for t in thresholds]
+    fpr = [0.0] + [float((neg >= t).mean()) if neg.size else 0.0 for t in thresholds]
+    return np.array(fpr), np.array(tpr)
+
+
+def signed_ratings(study: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Confidence-signed ratings and truth of first showings, pooled and per rater role.
+
+    Same convention as the report: +c for "synthetic", −c for "real", a missing confidence
+    counts as 1.
+    """
+    from turingtest import reports
+    from turingtest.library.models import Image
+    from turingtest.studies.models import RaterProfile
+
+    rows = reports.read_rows(study)
+    if rows.n == 0:
+        return {}
+    kinds = dict(Image.objects.filter(study_items__study=study).values_list("pk", "kind"))
+    first = np.isnan(rows.repeat_of) & np.isin(rows.image, np.fromiter(kinds, dtype=np.float64))
+    truth = np.array([kinds[int(i)] == "synthetic" for i in rows.image[first]], dtype=bool)
+    conf = rows.confidence[first]
+    signed = np.where(rows.says_synthetic[first] == 1.0, 1.0, -1.0) * np.where(np.isnan(conf), 1.0, conf)
+    out = {"all raters": (signed, truth)}
+    roles = dict(RaterProfile.objects.filter(user__assignments__study=study).values_list("user_id", "role"))
+    rater_role = np.array([roles.get(int(r), "other") for r in rows.rater[first]])
+    for role in sorted(set(rater_role)):
+        sel = rater_role == role
+        if len(set(rater_role)) > 1:
+            out[role] = (signed[sel], truth[sel])
+    return out
+
+
+def roc(report: dict[str, Any], study: Any) -> Figure | None:
+    groups = signed_ratings(study)
+    pooled = groups.get("all raters")
+    if pooled is None or pooled[1].all() or not pooled[1].any():
+        return None
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.add_subplot()
+    for name, (signed, truth) in groups.items():
+        if truth.all() or not truth.any():
+            continue
+        fpr, tpr = roc_points(signed, truth)
+        area = float(np.trapezoid(tpr, fpr))
+        ax.plot(
+            fpr,
+            tpr,
+            marker="o",
+            markersize=3,
+            linewidth=2.2 if name == "all raters" else 1.2,
+            label=f"{name} (AUC {area:.2f})",
+        )
+    auc = report.get("detection", {}).get("pooled", {}).get("auc")
+    if auc and auc.get("ci_low") is not None:
+        ax.set_title(
+            f"Pooled AUC {auc['auc']:.2f} (95% CI {auc['ci_low']:.2f}–{auc['ci_high']:.2f})", fontsize=10
+        )
+    ax.plot([0, 1], [0, 1], color=CHANCE_COLOUR, linestyle="--", linewidth=1, label="chance")
+    ax.set_xlabel("False-alarm rate (real called synthetic)")
+    ax.set_ylabel("Hit rate (synthetic called synthetic)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def diagnosis_confusion(report: dict[str, Any], study: Any) -> Figure | None:
+    confusion = report.get("diagnosis", {}).get("confusion") or {}
+    labels = confusion.get("labels") or []
+    real, syn = np.array(confusion.get("real") or []), np.array(confusion.get("synthetic") or [])
+    if not labels or (real.sum() + syn.sum()) == 0:
+        return None
+    fig = Figure(figsize=(11, 5.2))
+    axes = fig.subplots(1, 2)
+    for ax, matrix, title in ((axes[0], real, "Real images"), (axes[1], syn, "Synthetic images")):
+        totals = matrix.sum(axis=1, keepdims=True)
+        share = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
+        im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("Answered diagnosis")
+        ax.set_ylabel("True condition")
+        ax.set_title(f"{title} (n={int(matrix.sum())})")
+        if len(labels) <= 12:
+            for i in range(len(labels)):
+                for j in range(len(labels)):
+                    if matrix[i, j]:
+                        ax.text(
+                            j,
+                            i,
+                            int(matrix[i, j]),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if share[i, j] > 0.5 else "black",
+                        )
+    fig.colorbar(im, ax=axes, shrink=0.8, label="share of the row")
+    return fig
+
+
+def fooling_rate(report: dict[str, Any], study: Any) -> Figure | None:
+    hist = report.get("images", {}).get("fooling_rate_histogram") or {}
+    counts, edges = hist.get("counts") or [], hist.get("edges") or []
+    if not counts or sum(counts) == 0:
+        return None
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.add_subplot()
+    edges_a = np.array(edges, dtype=float)
+    ax.bar(edges_a[:-1], counts, width=np.diff(edges_a), align="edge", color=SYN_COLOUR, edgecolor="white")
+    ax.axvline(0.5, color=CHANCE_COLOUR, linestyle="--", linewidth=1, label="called real by half the raters")
+    ax.set_xlabel("Fooling rate (share of raters who called the synthetic image real)")
+    ax.set_ylabel("Synthetic images")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+_BREAKDOWNS = (
+    ("condition", "Condition"),
+    ("fitzpatrick", "Fitzpatrick skin type"),
+    ("lesion_size", "Lesion size (share of image)"),
+    ("role", "Rater role"),
+    ("experience", "Rater experience"),
+)
+
+
+def breakdowns(report: dict[str, Any], study: Any) -> Figure | None:
+    data = report.get("breakdowns") or {}
+    present = [(key, title) for key, title in _BREAKDOWNS if data.get(key)]
+    if not present:
+        return None
+    heights = [max(1.6, 0.3 * len(data[key]) + 0.9) for key, _ in present]
+    fig = Figure(figsize=(7, sum(heights) + 0.6))
+    axes = fig.subplots(len(present), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
+    drew = False
+    for ax, (key, title) in zip(axes, present):
+        rows = data[key]
+        drew |= _errorbars(
+            ax, [str(r["group"]) for r in rows], [r["detection"].get("accuracy") for r in rows]
+        )
+        ax.set_title(title, fontsize=10, loc="left")
+    if not drew:
+        return None
+    axes[-1].set_xlabel("Detection accuracy (95% Wilson CI); dashed line: chance")
+    fig.tight_layout()
+    return fig
+
+
+PLOTS: dict[str, tuple[PlotInfo, Callable[[dict[str, Any], Any], Figure | None]]] = {
+    "per_rater_accuracy": (
+        PlotInfo(
+            "per_rater_accuracy",
+            "Per-rater accuracy",
+            "Each rater's detection accuracy with its 95% CI against the 50% chance line",
+        ),
+        per_rater_accuracy,
+    ),
+    "roc": (
+        PlotInfo(
+            "roc",
+            "ROC from confidence-signed ratings",
+            "ROC curves of confidence-signed real/synthetic ratings, pooled and by rater role",
+        ),
+        roc,
+    ),
+    "diagnosis_confusion": (
+        PlotInfo(
+            "diagnosis_confusion",
+            "Diagnosis confusion, real vs synthetic",
+            "Heatmaps of true condition against answered diagnosis for real and for synthetic images",
+        ),
+        diagnosis_confusion,
+    ),
+    "fooling_rate": (
+        PlotInfo(
+            "fooling_rate",
+            "Fooling-rate histogram",
+            "Histogram of how many raters each synthetic image fooled",
+        ),
+        fooling_rate,
+    ),
+    "breakdowns": (
+        PlotInfo(
+            "breakdowns",
+            "Detection by condition, skin type, lesion size and rater",
+            "Detection accuracy with CIs broken down by condition, skin type, lesion size, rater role and experience",
+        ),
+        breakdowns,
+    ),
+}
+
+
+def available(report: dict[str, Any]) -> list[PlotInfo]:
+    """The plots worth showing: none until there is at least one first-showing judgment."""
+    if not report.get("detection", {}).get("pooled", {}).get("n"):
+        return []
+    return [info for info, _ in PLOTS.values()]
+
+
+def render(name: str, report: dict[str, Any], study: Any, *, fmt: str) -> bytes | None:
+    """The plot as SVG or PNG bytes, or None when the data cannot make it yet."""
+    if fmt not in CONTENT_TYPES:
+        raise ValueError(f"unknown plot format {fmt!r}")
+    fig = PLOTS[name][1](report, study)
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(
+        buf, format=fmt, dpi=144 if fmt == "png" else 100, metadata={"Date": None} if fmt == "svg" else None
+    )
+    return buf.getvalue()
+
+
+def most_convincing(report: dict[str, Any], *, limit: int = 8) -> list[dict[str, Any]]:
+    """Tokens and fooling rates of the synthetic images most often called real."""
+    images = report.get("images") or {}
+    by_token = {row["token"]: row for row in images.get("per_image") or []}
+    out = []
+    for token in (images.get("most_convincing") or [])[:limit]:
+        row = by_token.get(token, {})
+        rate = row.get("fooling_rate")
+        label = f"fooled {rate:.0%} of {row.get('n', 0)}" if rate is not None else ""
+        if row.get("condition"):
+            label = f"{row['condition']} · {label}"
+        out.append({"token": token, "label": label, "fooling_rate": rate})
+    return out
+
+
+def report_warnings(report: dict[str, Any]) -> list[str]:
+    return list(report.get("warnings") or [])[:50]

@@ -1,0 +1,133 @@
+"""Turn the report dict into titled tables for the dashboard, whatever its nesting.
+
+The report (``reports.build(study).to_dict()``) is nested dicts and lists of scalars. Rather
+than hard-coding every field in a template, each level becomes a table:
+
+- a dict of scalars: a two-column (name, value) table;
+- a list of dicts, or a dict of dicts: one row per element, one column per scalar key;
+- anything deeper becomes its own titled section.
+
+So new statistics in the report show up on the dashboard without a template change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_ROWS = 200
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    truncated: int = 0
+
+
+@dataclass
+class Section:
+    title: str
+    tables: list[Table] = field(default_factory=list)
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, str | int | float | bool)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list) and all(_scalar(x) for x in v) and len(v) <= 6:
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, list | dict):
+        return f"({len(v)} values)"
+    return str(v)
+
+
+def _title(key: str) -> str:
+    return key.replace("_", " ").strip().capitalize()
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten one level of small nested dicts (e.g. ci: {low, high}) into dotted keys."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and all(_scalar(x) for x in v.values()) and len(v) <= 4:
+            for k2, v2 in v.items():
+                out[f"{prefix}{k} {k2}"] = v2
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _rows_table(title: str, records: list[tuple[str | None, dict[str, Any]]]) -> Table:
+    flat = [(label, _flat(r)) for label, r in records]
+    headers: list[str] = []
+    for _, r in flat:
+        for k, v in r.items():
+            if k not in headers and (_scalar(v) or isinstance(v, list)):
+                headers.append(k)
+    label_col = any(label is not None for label, _ in flat)
+    rows = [
+        ([label or ""] if label_col else []) + [_fmt(r.get(h)) for h in headers]
+        for label, r in flat[:MAX_ROWS]
+    ]
+    return Table(
+        title=title,
+        headers=([""] if label_col else []) + headers,
+        rows=rows,
+        truncated=max(0, len(flat) - MAX_ROWS),
+    )
+
+
+def _tables(title: str, value: Any, out: list[Table], depth: int = 0) -> None:
+    if isinstance(value, list):
+        if value and all(isinstance(x, dict) for x in value):
+            out.append(_rows_table(title, [(None, x) for x in value]))
+        elif value:
+            out.append(Table(title=title, headers=["value"], rows=[[_fmt(x)] for x in value[:MAX_ROWS]]))
+        return
+    if not isinstance(value, dict):
+        out.append(Table(title=title, headers=["value"], rows=[[_fmt(value)]]))
+        return
+    scalars = {k: v for k, v in _flat(value).items() if _scalar(v) or (isinstance(v, list) and len(v) <= 6)}
+    if scalars:
+        out.append(
+            Table(title=title, headers=["", "value"], rows=[[_title(k), _fmt(v)] for k, v in scalars.items()])
+        )
+    nested = {k: v for k, v in value.items() if k not in scalars and not _scalar(v)}
+    # A dict whose values are all dicts of scalars reads best as one table (e.g. per condition).
+    if (
+        nested
+        and all(
+            isinstance(v, dict) and all(_scalar(x) or isinstance(x, dict) for x in v.values())
+            for v in nested.values()
+        )
+        and len(nested) > 1
+    ):
+        out.append(_rows_table(title, [(str(k), v) for k, v in nested.items()]))
+        return
+    for k, v in nested.items():
+        if isinstance(v, list) and len(v) <= 6 and all(_scalar(x) for x in v):
+            continue
+        if depth >= 3:
+            continue
+        _tables(f"{title} › {_title(k)}", v, out, depth + 1)
+
+
+def report_sections(report: dict[str, Any]) -> list[Section]:
+    sections = []
+    for key, value in report.items():
+        if key in {"warnings"}:
+            continue
+        tables: list[Table] = []
+        _tables(_title(key), value, tables)
+        if tables:
+            sections.append(Section(title=_title(key), tables=tables))
+    return sections
