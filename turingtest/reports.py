@@ -1115,3 +1115,328 @@ def _response_times(rt: np.ndarray, truth: np.ndarray, correct: np.ndarray) -> R
                 )
             )
     return ResponseTimes(RT_QUANTILES, tuple(groups))
+
+
+# --------------------------------------------------------------------------- renderers
+
+FORMATS = ("json", "csv", "html")
+CSV_COLUMNS = ("section", "subject", "statistic", "value")
+_SUBJECT_KEYS = ("rater", "group", "token", "condition")
+
+
+def render_json(report: StudyReport) -> str:
+    """The ``to_dict()`` tree as JSON (strict: no NaN, UTF-8 kept readable)."""
+    import json
+
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def tidy_rows(report: StudyReport) -> list[tuple[str, str, str, Any]]:
+    """The report as tidy ``(section, subject, statistic, value)`` rows.
+
+    ``section`` is the dotted path to a table (``detection.per_rater``); ``subject`` names
+    the row of that table (rater pseudonym, group, image token, condition code,
+    ``kind/correct`` for response times, ``A|B`` for a rater pair or a
+    ``true|answered`` confusion cell; empty for single values); ``statistic`` is the
+    dotted path inside the row (``detection.accuracy.ci_low``). Values are numbers,
+    strings or empty (None).
+    """
+    data = report.to_dict()
+    out: list[tuple[str, str, str, Any]] = []
+
+    def flat(prefix: str, value: Any) -> list[tuple[str, Any]]:
+        if isinstance(value, dict):
+            items: list[tuple[str, Any]] = []
+            for k, v in value.items():
+                items += flat(f"{prefix}.{k}" if prefix else k, v)
+            return items
+        if isinstance(value, list):
+            items = []
+            for k, v in enumerate(value):
+                items += flat(f"{prefix}.{k}" if prefix else str(k), v)
+            return items
+        return [(prefix, value)]
+
+    def table(section: str, rows: list[dict], subject_of: Callable[[dict], str]) -> None:
+        for row in rows:
+            subject = subject_of(row)
+            for stat, value in flat("", row):
+                out.append((section, subject, stat, value))
+
+    def subject(row: dict) -> str:
+        return next((str(row[k]) for k in _SUBJECT_KEYS if k in row), "")
+
+    pairwise = data["agreement"].pop("pairwise_kappa")
+    confusion = data["diagnosis"].pop("confusion")
+    list_tables = {
+        "detection.per_rater": data["detection"].pop("per_rater"),
+        "agreement.test_retest.per_rater": data["agreement"]["test_retest"].pop("per_rater"),
+        "diagnosis.per_condition": data["diagnosis"].pop("per_condition"),
+        "diagnosis.embodiment": data["diagnosis"].pop("embodiment"),
+        "images.per_image": data["images"].pop("per_image"),
+    }
+    for name, rows in data.pop("breakdowns").items():
+        list_tables[f"breakdowns.{name}"] = rows
+    rt_groups = data["response_times"].pop("groups")
+    warnings = data.pop("warnings")
+
+    for stat, value in flat("", data):
+        section, _, rest = stat.partition(".")
+        out.append((section, "", rest, value))
+    for section, rows in list_tables.items():
+        table(section, rows, subject)
+    table(
+        "response_times.groups",
+        rt_groups,
+        lambda g: (
+            f"{g['kind']}/{'any' if g['correct'] is None else ('correct' if g['correct'] else 'wrong')}"
+        ),
+    )
+    raters = pairwise["raters"]
+    for i, a in enumerate(raters):
+        for j, b in enumerate(raters):
+            if i < j:
+                out.append(("agreement.pairwise_kappa", f"{a}|{b}", "kappa", pairwise["kappa"][i][j]))
+                out.append(("agreement.pairwise_kappa", f"{a}|{b}", "n_common", pairwise["n_common"][i][j]))
+    for stat, value in flat("", pairwise["summary"]):
+        out.append(("agreement.pairwise_kappa", "", f"summary.{stat}", value))
+    labels = confusion["labels"]
+    for kind in ("real", "synthetic"):
+        for i, t in enumerate(labels):
+            for j, a in enumerate(labels):
+                out.append((f"diagnosis.confusion.{kind}", f"{t}|{a}", "count", confusion[kind][i][j]))
+    for k, message in enumerate(warnings):
+        out.append(("warnings", str(k), "message", message))
+    return out
+
+
+def render_csv(report: StudyReport) -> str:
+    """Tidy CSV with the columns ``section,subject,statistic,value`` (see :func:`tidy_rows`)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for section, subject, stat, value in tidy_rows(report):
+        writer.writerow((section, subject, stat, "" if value is None else value))
+    return buf.getvalue()
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 10 ** (-digits):
+            return f"{value:.1e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _prop_cell(p: dict | None) -> str:
+    if p is None:
+        return "–"
+    return f"{p['proportion']:.3f} [{p['ci_low']:.3f}, {p['ci_high']:.3f}] ({p['successes']}/{p['n']})"
+
+
+def render_html(report: StudyReport) -> str:
+    """A self-contained HTML document of the report's tables (no scripts, no external files)."""
+    from html import escape
+
+    d = report.to_dict()
+    parts: list[str] = []
+
+    def h(level: int, text: str) -> None:
+        parts.append(f"<h{level}>{escape(text)}</h{level}>")
+
+    def tbl(headers: list[str], rows: list[list[Any]]) -> None:
+        parts.append(
+            "<table><thead><tr>" + "".join(f"<th>{escape(x)}</th>" for x in headers) + "</tr></thead>"
+        )
+        parts.append("<tbody>")
+        for row in rows:
+            parts.append(
+                "<tr>"
+                + "".join(f"<td>{escape(_fmt(c) if not isinstance(c, str) else c)}</td>" for c in row)
+                + "</tr>"
+            )
+        parts.append("</tbody></table>")
+
+    def det_row(label: str, det: dict) -> list[Any]:
+        auc = det["auc"]
+        acc = det["accuracy"]
+        return [
+            label,
+            det["n"],
+            _prop_cell(acc),
+            None if acc is None else acc["p_value"],
+            _prop_cell(det["sensitivity"]),
+            _prop_cell(det["specificity"]),
+            det["d_prime"],
+            det["criterion_c"],
+            "–" if auc is None else f"{_fmt(auc['auc'])} [{_fmt(auc['ci_low'])}, {_fmt(auc['ci_high'])}]",
+        ]
+
+    det_headers = [
+        "",
+        "n",
+        "accuracy [95% CI]",
+        "p vs 50%",
+        "sensitivity",
+        "specificity",
+        "d′",
+        "c",
+        "AUC [CI]",
+    ]
+    study = d["study"]
+    h(1, f"Study report: {study['title']}")
+    parts.append(
+        f"<p>Study {study['id']} ({escape(study['status'])}), design hash "
+        f"<code>{escape(study['config_sha256'] or '–')}</code>, generated {escape(study['generated_at'])}. "
+        f"{d['meta']['n_first_showings']} first-showing judgments, {d['meta']['n_repeats']} repeats; "
+        f"bootstrap {d['meta']['n_boot']} replicates, seed {d['meta']['seed']}.</p>"
+    )
+    if d["warnings"]:
+        h(2, "Warnings")
+        parts.append("<ul>" + "".join(f"<li>{escape(w)}</li>" for w in d["warnings"]) + "</ul>")
+    h(2, "Progress")
+    tbl(list(d["progress"]), [list(d["progress"].values())])
+    h(2, "Detection: can raters tell synthetic from real?")
+    tbl(det_headers, [det_row("pooled", d["detection"]["pooled"])])
+    hype = d["detection"]["hype"]
+    tbl(
+        ["HYPE∞ error rate (0.5 = indistinguishable)", "estimate", "95% CI (raters × images bootstrap)"],
+        [
+            [name, b["estimate"], f"[{_fmt(b['ci_low'])}, {_fmt(b['ci_high'])}]"]
+            for name, b in (("all images", hype["error_rate"]), ("real images", hype["real_error_rate"]),
+                            ("synthetic images", hype["synthetic_error_rate"]))
+            if b is not None
+        ],
+    )  # fmt: skip
+    h(3, "Per rater")
+    tbl(
+        ["rater", "role", "years", *det_headers[1:]],
+        [
+            [r["rater"], r["role"], r["years_experience"], *det_row("", r["detection"])[1:]]
+            for r in d["detection"]["per_rater"]
+        ],
+    )
+    h(2, "Agreement")
+    ag = d["agreement"]
+    tbl(
+        ["answer", "images", "raters", "Fleiss' κ", "images used (ratings each)", "Krippendorff's α"],
+        [
+            [name, a["n_images"], a["n_raters"], a["fleiss_kappa"],
+             f"{a['fleiss_n_images']} ({_fmt(a['fleiss_raters_per_image'])})", a["krippendorff_alpha"]]
+            for name, a in (("real/synthetic", ag["detection"]), ("diagnosis", ag["diagnosis"]))
+        ],
+    )  # fmt: skip
+    s = ag["pairwise_kappa"]["summary"]
+    parts.append(
+        f"<p>Pairwise Cohen's κ over {s['n_pairs']} rater pairs: mean {_fmt(s['mean'])}, median "
+        f"{_fmt(s['median'])}, range {_fmt(s['min'])} to {_fmt(s['max'])}.</p>"
+    )
+    tr = ag["test_retest"]
+    tbl(
+        ["test–retest", "pairs", "agreement [CI]", "κ", "diagnosis agreement"],
+        [["pooled", tr["pooled"]["n_pairs"], _prop_cell(tr["pooled"]["agreement"]), tr["pooled"]["kappa"],
+          _prop_cell(tr["pooled"]["diagnosis_agreement"])]]
+        + [[r["rater"], r["n_pairs"], _prop_cell(r["agreement"]), r["kappa"], _prop_cell(r["diagnosis_agreement"])]
+           for r in tr["per_rater"]],
+    )  # fmt: skip
+    h(2, "Diagnosis: do synthetic images carry their condition?")
+    dx = d["diagnosis"]
+    parts.append(
+        f"<p>{dx['n_answered']} diagnoses answered, {dx['n_unanswered']} unanswered, {dx['n_unsure']} marked "
+        f"unsure; {dx['n_choices']} choices (chance {_fmt(1 / dx['n_choices'])}).</p>"
+    )
+
+    def cmp_cells(c: dict | None) -> list[Any]:
+        if c is None:
+            return ["–", "–", "–"]
+        return [
+            f"{_fmt(c['difference'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
+            c["fisher_p"],
+            c["chi2_p"],
+        ]
+
+    tbl(
+        ["condition", "real accuracy", "synthetic accuracy", "real − synthetic [CI]", "Fisher p", "χ² p"],
+        [["all", _prop_cell(dx["overall"]["real"]), _prop_cell(dx["overall"]["synthetic"]), *cmp_cells(dx["overall"]["comparison"])]]
+        + [[c["condition"], _prop_cell(c["real"]), _prop_cell(c["synthetic"]), *cmp_cells(c["comparison"])]
+           for c in dx["per_condition"]],
+    )  # fmt: skip
+    tbl(
+        [
+            "condition",
+            "synthetic images",
+            "answers",
+            "named the intended condition",
+            "images with it as modal answer",
+        ],
+        [
+            [e["condition"], e["n_images"], e["n_answered"], _prop_cell(e["rate"]), e["n_images_majority"]]
+            for e in dx["embodiment"]
+        ],
+    )
+    labels = dx["confusion"]["labels"]
+    for kind in ("real", "synthetic"):
+        h(3, f"Confusion matrix, {kind} images (rows: true, columns: answered)")
+        tbl(["true \\ answered", *labels], [[t, *row] for t, row in zip(labels, dx["confusion"][kind])])
+    h(2, "Images")
+    im = d["images"]
+    syn_rows = sorted(
+        (r for r in im["per_image"] if r["fooling_rate"] is not None), key=lambda r: -r["fooling_rate"]
+    )
+    tbl(
+        ["most convincing synthetic images", "condition", "raters", "fooling rate"],
+        [[r["token"], r["condition"], r["n"], r["fooling_rate"]] for r in syn_rows[:N_CONVINCING]],
+    )
+    tbl(
+        ["least convincing synthetic images", "condition", "raters", "fooling rate"],
+        [[r["token"], r["condition"], r["n"], r["fooling_rate"]] for r in syn_rows[::-1][:N_CONVINCING]],
+    )
+    hist = im["fooling_rate_histogram"]
+    tbl(
+        ["fooling rate bin", "synthetic images"],
+        [[f"{hist['edges'][k]:.1f}–{hist['edges'][k + 1]:.1f}", c] for k, c in enumerate(hist["counts"])],
+    )
+    h(2, "Detection by group")
+    for name, rows in d["breakdowns"].items():
+        h(3, name.replace("_", " "))
+        tbl(
+            [name, *det_headers[1:]],
+            [det_row(g["group"], g["detection"]) for g in rows],
+        )
+    h(2, "Response times (ms)")
+    rt = d["response_times"]
+    tbl(
+        ["images", "answers", "n", "missing", "mean", *[f"q{int(q * 100)}" for q in rt["quantiles"]]],
+        [[g["kind"], "all" if g["correct"] is None else ("correct" if g["correct"] else "wrong"), g["n"],
+          g["n_missing"], g["mean_ms"], *(g["q_ms"] or [None] * len(rt["quantiles"]))] for g in rt["groups"]],
+    )  # fmt: skip
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+        "th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;font-variant-numeric:tabular-nums}"
+        "th{background:#f0f0f0}code{font-size:.85em}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(study['title'])}: study report</title><style>{style}</style></head><body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+
+
+def render(report: StudyReport, fmt: str) -> str:
+    """``render(report, "json" | "csv" | "html")``."""
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "html":
+        return render_html(report)
+    raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
