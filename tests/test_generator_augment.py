@@ -1,0 +1,166 @@
+"""generator.augment: the experiment end to end on procedural data, and its statistics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from generator.augment import (
+    AugmentationConfig,
+    PoolSource,
+    grouped_split,
+    mcnemar_exact,
+    run_augmentation_experiment,
+)
+from generator.classifier import load_classifier
+from generator.data import procedural_sample
+
+SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny networks run fastest on one thread, especially on a shared, loaded CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _procedural_set(counts: dict[str, int], *, seed0: int, per_patient: int = 2):
+    images, labels, groups, ids = [], [], [], []
+    seed = seed0
+    for cond, n in counts.items():
+        for i in range(n):
+            images.append(procedural_sample(seed=seed, size=SIZE, condition=cond).image)
+            labels.append(cond)
+            groups.append(f"{cond}-p{i // per_patient}")
+            ids.append(f"img{seed}")
+            seed += 1
+    return images, labels, groups, ids
+
+
+def test_grouped_split_never_puts_one_patient_on_both_sides_and_tests_every_condition():
+    labels = ["A"] * 20 + ["B"] * 20 + ["C"] * 4
+    groups = [f"p{i // 2}" for i in range(44)]  # two images per patient
+    train, test = grouped_split(labels, groups, test_fraction=0.25, seed=1)
+    assert set(train) | set(test) == set(range(44)) and not set(train) & set(test)
+    assert not {groups[i] for i in train} & {groups[i] for i in test}
+    assert {labels[i] for i in test} == {"A", "B", "C"}
+    again = grouped_split(labels, groups, test_fraction=0.25, seed=1)
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
+
+
+def test_mcnemar_exact_matches_the_binomial_by_hand():
+    # b = 10, c = 2: p = 2 · P(X ≤ 2 | n = 12, 1/2) = 2 · (1 + 12 + 66) / 4096 = 0.0385742...
+    a = [True] * 10 + [False] * 2 + [True] * 5
+    b = [False] * 10 + [True] * 2 + [True] * 5  # five concordant pairs do not matter
+    result = mcnemar_exact(a, b)
+    assert (result["a_only_correct"], result["b_only_correct"]) == (10, 2)
+    assert result["p_value"] == pytest.approx(158 / 4096, rel=1e-12)
+    assert mcnemar_exact([True, False], [True, False])["p_value"] == 1.0
+
+
+def test_the_experiment_runs_end_to_end_on_procedural_data(tmp_path):
+    counts = {"MEL": 24, "NEV": 24, "VASC": 8}  # VASC is the rare one
+    images, labels, groups, ids = _procedural_set(counts, seed0=0)
+    syn_images, syn_labels, _, syn_ids = _procedural_set({"VASC": 12}, seed0=10_000)
+    pool = PoolSource({"VASC": [(im, {"id": i}) for im, i in zip(syn_images, syn_ids)]})
+    config = AugmentationConfig(
+        ratio=1.0,
+        image_size=SIZE,
+        width=8,
+        depth=3,
+        epochs=3,
+        batch_size=16,
+        n_bootstrap=100,
+        seed=7,
+        device="cpu",
+        progress=False,
+        test_fraction=0.3,
+    )
+    seen = []
+    report = run_augmentation_experiment(
+        images=images,
+        labels=labels,
+        groups=groups,
+        ids=ids,
+        synthetic=pool,
+        config=config,
+        out_dir=tmp_path,
+        on_progress=lambda f, m: seen.append(f),
+    )
+
+    # the rarest condition was chosen and got ratio × its real training images
+    assert report["chosen_conditions"] == ["VASC"]
+    vasc = report["synthetic"]["VASC"]
+    assert (
+        vasc["added"] == vasc["requested"] == vasc["real_train"] == report["split"]["counts"]["VASC"]["train"]
+    )
+    assert report["arms"]["augmented"]["n_train"] == report["arms"]["real_only"]["n_train"] + vasc["added"]
+
+    # disjoint patient-grouped splits; both arms evaluated on the same test images
+    split = report["split"]
+    assert not set(split["train_ids"]) & set(split["test_ids"])
+    assert not set(split["train_groups"]) & set(split["test_groups"])
+    assert len(split["train_ids"]) + len(split["test_ids"]) == len(images)
+    train_patients = {groups[ids.index(i)] for i in split["train_ids"]}
+    assert not train_patients & {groups[ids.index(i)] for i in split["test_ids"]}
+    for arm in ("real_only", "augmented"):
+        test = report["arms"][arm]["test"]
+        assert test["n"] == len(split["test_ids"])
+        for metric in ("top1", "top3"):
+            assert 0 <= test[metric]["ci_low"] <= test[metric]["value"] <= test[metric]["ci_high"] <= 1
+        assert set(test["sensitivity"]) == set(counts)
+        assert len(report["arms"][arm]["history"]["loss"]) == 3
+        # the checkpoint is real, loads, and is the model the report describes
+        model, meta, sha = load_classifier(tmp_path / report["arms"][arm]["checkpoint"])
+        assert sha == report["arms"][arm]["checkpoint_sha256"]
+        assert meta["arm"] == arm and meta["n_train"] == report["arms"][arm]["n_train"]
+    assert report["arms"]["real_only"]["test"]["top3"]["value"] == 1.0  # only 3 classes: top-3 is trivial
+    mc = report["comparison"]["mcnemar_top1"]
+    assert mc["n"] == len(split["test_ids"]) and 0 <= mc["p_value"] <= 1
+    assert {h["condition"] for h in report["highlights"]} == {"VASC", "MEL"}  # rare + malignant
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+    # the files on disk
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert (
+        on_disk["arms"]["augmented"]["checkpoint_sha256"] == report["arms"]["augmented"]["checkpoint_sha256"]
+    )
+    html = (tmp_path / "report.html").read_text()
+    assert "McNemar" in html and "plots/sensitivity.png" in html
+    assert (tmp_path / "plots" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+
+    # seeded: the same call reproduces the same numbers and weights
+    again = run_augmentation_experiment(
+        images=images,
+        labels=labels,
+        groups=groups,
+        ids=ids,
+        synthetic=pool,
+        config=config,
+        out_dir=tmp_path / "again",
+    )
+    assert again["arms"]["augmented"]["test"] == report["arms"]["augmented"]["test"]
+    assert again["arms"]["real_only"]["checkpoint_sha256"] == report["arms"]["real_only"]["checkpoint_sha256"]
+
+
+def test_the_experiment_rejects_an_unknown_chosen_condition(tmp_path):
+    images, labels, groups, ids = _procedural_set({"MEL": 4, "NEV": 4}, seed0=0)
+    config = AugmentationConfig(
+        conditions=("SCC",), image_size=SIZE, width=4, depth=2, epochs=1, device="cpu"
+    )
+    with pytest.raises(ValueError, match="SCC"):
+        run_augmentation_experiment(
+            images=images,
+            labels=labels,
+            groups=groups,
+            ids=ids,
+            synthetic=PoolSource({}),
+            config=config,
+            out_dir=tmp_path,
+        )
