@@ -38,10 +38,11 @@ class RaterRegistrationForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("password") and data.get("email"):
+        if data.get("password"):
             User = get_user_model()
+            email = data.get("email") or ""
             try:
-                validate_password(data["password"], User(username=data["email"], email=data["email"]))
+                validate_password(data["password"], User(username=email, email=email))
             except forms.ValidationError as exc:
                 self.add_error("password", exc)
         return data

@@ -278,6 +278,9 @@ def invitation_lookup(*, token: str) -> Invitation:
         raise InvitationInvalid(410, "This invitation link has expired. Ask the study team for a new one.")
     if inv.study.status == Study.Status.CLOSED:
         raise InvitationInvalid(410, "This study is closed.")
+    if inv.study.status == Study.Status.DRAFT:
+        # Assignments are drawn from the frozen design only.
+        raise InvitationInvalid(404, "This study has not opened yet. Try the link again later.")
     return inv
 
 

@@ -151,7 +151,6 @@ def rate_instructions(request: HttpRequest, study_id: int) -> HttpResponse:
     )
 
 
-@never_cache
 @require_GET
 def rate_image(request: HttpRequest, token: str) -> HttpResponse:
     """Image bytes for the requesting rater's current or next item (or an answered one, if editable).
@@ -183,10 +182,7 @@ def rate_image(request: HttpRequest, token: str) -> HttpResponse:
         data = fh.read()
     response = HttpResponse(data, content_type=_content_type(data))
     response["Content-Length"] = str(len(data))
-    # never_cache set its own headers; the image policy replaces them, same for all images.
-    for header in ("Expires", "Pragma"):
-        if header in response:
-            del response[header]
+    # No never_cache here: it would add a time-stamped Expires. One policy for every image.
     response["Cache-Control"] = IMAGE_CACHE_CONTROL
     return response
 
