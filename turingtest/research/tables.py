@@ -36,6 +36,15 @@ def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, str | int | float | bool)
 
 
+def _short_list(v: Any) -> bool:
+    return isinstance(v, list) and len(v) <= 6 and all(_scalar(x) for x in v)
+
+
+def _small_dict(v: Any) -> bool:
+    """Folded into its parent's table by ``_flat`` (e.g. a CI as {low, high})."""
+    return isinstance(v, dict) and len(v) <= 4 and all(_scalar(x) for x in v.values())
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "—"
@@ -54,20 +63,29 @@ def _title(key: str) -> str:
     return key.replace("_", " ").strip().capitalize()
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten one level of small nested dicts (e.g. ci: {low, high}) into dotted keys."""
+_PROP_KEYS = ("proportion", "ci_low", "ci_high")
+
+
+def _flat(d: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
+    """Flatten nested dicts into space-joined keys (``accuracy ci_low``).
+
+    Only small dicts are folded at the top level (``depth`` 0, used for name/value tables);
+    row tables fold deeper (``depth`` > 0). A proportion keeps its estimate and CI only.
+    """
     out: dict[str, Any] = {}
     for k, v in d.items():
-        if isinstance(v, dict) and all(_scalar(x) for x in v.values()) and len(v) <= 4:
-            for k2, v2 in v.items():
-                out[f"{prefix}{k} {k2}"] = v2
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and "proportion" in v:
+            out.update({f"{key} {p}": v.get(p) for p in _PROP_KEYS})
+        elif _small_dict(v) or (isinstance(v, dict) and 0 < depth <= 3):
+            out.update(_flat(v, f"{key} ", depth + 1 if depth else 0))
         else:
-            out[f"{prefix}{k}"] = v
+            out[key] = v
     return out
 
 
 def _rows_table(title: str, records: list[tuple[str | None, dict[str, Any]]]) -> Table:
-    flat = [(label, _flat(r)) for label, r in records]
+    flat = [(label, _flat(r, depth=1)) for label, r in records]
     headers: list[str] = []
     for _, r in flat:
         for k, v in r.items():
@@ -96,12 +114,12 @@ def _tables(title: str, value: Any, out: list[Table], depth: int = 0) -> None:
     if not isinstance(value, dict):
         out.append(Table(title=title, headers=["value"], rows=[[_fmt(value)]]))
         return
-    scalars = {k: v for k, v in _flat(value).items() if _scalar(v) or (isinstance(v, list) and len(v) <= 6)}
+    scalars = {k: v for k, v in _flat(value).items() if _scalar(v) or _short_list(v)}
     if scalars:
         out.append(
             Table(title=title, headers=["", "value"], rows=[[_title(k), _fmt(v)] for k, v in scalars.items()])
         )
-    nested = {k: v for k, v in value.items() if k not in scalars and not _scalar(v)}
+    nested = {k: v for k, v in value.items() if not (_scalar(v) or _short_list(v) or _small_dict(v))}
     # A dict whose values are all dicts of scalars reads best as one table (e.g. per condition).
     if (
         nested
@@ -114,8 +132,6 @@ def _tables(title: str, value: Any, out: list[Table], depth: int = 0) -> None:
         out.append(_rows_table(title, [(str(k), v) for k, v in nested.items()]))
         return
     for k, v in nested.items():
-        if isinstance(v, list) and len(v) <= 6 and all(_scalar(x) for x in v):
-            continue
         if depth >= 3:
             continue
         _tables(f"{title} › {_title(k)}", v, out, depth + 1)

@@ -1,0 +1,63 @@
+"""Plots: every plot renders from the real report; the ROC curve agrees with the report's AUC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.research_study import build_small_study
+from turingtest import reports, stats
+from turingtest.research import plots
+from turingtest.research.reporting import study_report
+
+
+def test_roc_points_span_zero_to_one_and_their_area_is_the_mann_whitney_auc():
+    rng = np.random.default_rng(3)
+    signed = rng.choice([-5, -4, -3, -2, -1, 1, 2, 3, 4, 5], size=200).astype(float)
+    truth = rng.random(200) < 0.5
+    fpr, tpr = plots.roc_points(signed, truth)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(stats.rating_auc(signed[truth], signed[~truth]))
+
+
+def test_roc_points_of_perfect_and_useless_ratings():
+    truth = np.array([True, True, False, False])
+    fpr, tpr = plots.roc_points(np.array([5.0, 4.0, -4.0, -5.0]), truth)
+    assert np.trapezoid(tpr, fpr) == 1.0
+    fpr, tpr = plots.roc_points(np.array([1.0, 1.0, 1.0, 1.0]), truth)
+    assert np.trapezoid(tpr, fpr) == 0.5
+
+
+@pytest.mark.django_db
+def test_every_plot_renders_from_the_real_report_and_the_roc_matches_its_auc():
+    small = build_small_study(n_raters=3, n_real=5, n_synthetic=5)
+    report = study_report(small.study)
+    assert [p.name for p in plots.available(report)] == list(plots.PLOTS)
+    for name in plots.PLOTS:
+        svg = plots.render(name, report, small.study, fmt="svg")
+        png = plots.render(name, report, small.study, fmt="png")
+        assert svg is not None and b"<svg" in svg, name
+        assert png is not None and png.startswith(b"\x89PNG"), name
+    signed, truth = plots.signed_ratings(small.study)["all raters"]
+    fpr, tpr = plots.roc_points(signed, truth)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(report["detection"]["pooled"]["auc"]["auc"])
+    assert len(signed) == report["detection"]["pooled"]["n"]
+    convincing = plots.most_convincing(report, limit=3)
+    rates = [c["fooling_rate"] for c in convincing]
+    assert rates == sorted(rates, reverse=True) and len(convincing) <= 3
+    kinds = {row["token"]: row["kind"] for row in report["images"]["per_image"]}
+    assert all(kinds[c["token"]] == "synthetic" for c in convincing)
+
+
+@pytest.mark.django_db
+def test_an_empty_study_has_no_plots_and_render_says_so():
+    from tests.factories import StudyFactory
+
+    study = StudyFactory()
+    report = reports.build(study).to_dict()
+    assert plots.available(report) == []
+    for name in plots.PLOTS:
+        assert plots.render(name, report, study, fmt="svg") is None
+    with pytest.raises(ValueError, match="unknown plot format"):
+        plots.render("roc", report, study, fmt="gif")

@@ -1,0 +1,50 @@
+"""The report-to-tables renderer: every scalar in the report reaches a table cell."""
+
+from __future__ import annotations
+
+from turingtest.research.tables import report_sections
+
+REPORT = {
+    "schema_version": 1,
+    "detection": {
+        "pooled": {
+            "n": 40,
+            "accuracy": {"proportion": 0.625, "ci_low": 0.47, "ci_high": 0.76},
+            "d_prime": None,
+        },
+        "per_rater": [
+            {"rater": "abc", "role": "resident", "detection": {"n": 20, "accuracy": {"proportion": 0.5}}},
+            {
+                "rater": "def",
+                "role": "dermatologist",
+                "detection": {"n": 20, "accuracy": {"proportion": 0.75}},
+            },
+        ],
+    },
+    "images": {"most_convincing": ["t1", "t2"]},
+    "warnings": ["ignored"],
+}
+
+
+def _cells(sections) -> list[str]:
+    return [cell for s in sections for t in s.tables for row in t.rows for cell in row]
+
+
+def test_each_top_level_key_becomes_a_section_and_warnings_are_left_to_the_page():
+    sections = report_sections(REPORT)
+    assert [s.title for s in sections] == ["Schema version", "Detection", "Images"]
+
+
+def test_nested_values_lists_of_records_and_missing_values_are_readable():
+    sections = report_sections(REPORT)
+    cells = _cells(sections)
+    assert "0.625" in cells and "—" in cells  # d_prime None shows as a dash
+    per_rater = next(t for s in sections for t in s.tables if t.title.endswith("Per rater"))
+    assert [row[per_rater.headers.index("rater")] for row in per_rater.rows] == ["abc", "def"]
+    assert "[t1, t2]" in cells
+
+
+def test_long_tables_are_truncated_with_a_count():
+    report = {"images": {"per_image": [{"token": str(i), "n": i} for i in range(250)]}}
+    table = report_sections(report)[0].tables[0]
+    assert len(table.rows) == 200 and table.truncated == 50
