@@ -230,12 +230,22 @@ def scan(responses: list[Captured], truth: StudyTruth) -> list[Finding]:
     return findings
 
 
+# JSON paths where condition codes and names legitimately appear: the offered choices and
+# the rater's own previous answer.
+CONDITION_PATHS = frozenset({"diagnosis_choices", "answer"})
+
+
 def _scan_json(r: Captured, doc: object, truth: StudyTruth, study_tokens: dict) -> list[Finding]:
     findings = []
     feedback_ok = _tutorial_feedback_path(r, truth)
+    conditions = {i.condition_code.lower() for i in truth.items} | {
+        i.condition_name.lower() for i in truth.items
+    }
     for path, node in _walk(doc):
         if feedback_ok and path[:1] == ("feedback",):
             continue
+        if isinstance(node, str) and node.strip().lower() in conditions and not CONDITION_PATHS & set(path):
+            findings.append(Finding(r.url, "json:" + ".".join(path), f"an item's condition {node!r}"))
         where = "json:" + ".".join(path)
         if isinstance(node, dict):
             for key in node:
@@ -295,11 +305,13 @@ def study_truth(study, *, extra_presentations=()) -> StudyTruth:
                 provenance=image.provenance or {},
             )
         )
-    choices = list(study.conditions.all())
+    # What raters are offered: the snapshot taken when the study opened.
+    config = type(study).objects.values_list("config", flat=True).get(pk=study.pk)
+    choices = (config or {}).get("diagnosis_choices") or []
     return StudyTruth(
         items=items,
-        choice_codes={c.code for c in choices},
-        choice_names={c.name for c in choices},
+        choice_codes={c["code"] for c in choices},
+        choice_names={c["name"] for c in choices},
     )
 
 

@@ -136,10 +136,19 @@ def test_it_flags_file_names_and_provenance_values_anywhere(truth):
 
 
 def test_it_flags_a_study_item_condition_outside_the_choice_list_but_not_the_choices(truth):
-    leaky = json_response({"caption": "Quokka dermatosis, close-up"})
-    assert [f.what for f in scan([leaky], truth)] == ["condition name Quokka dermatosis"]
-    # Melanoma is an offered diagnosis: it appears in every state and is no leak.
-    assert scan([json_response({"caption": "Melanoma"})], truth) == []
+    def page(text: str) -> Captured:
+        return Captured(
+            url="http://127.0.0.1/rate/1/",
+            status=200,
+            headers={"content-type": "text/html"},
+            body=text.encode(),
+        )
+
+    assert [f.what for f in scan([page("<p>Quokka dermatosis, close-up</p>")], truth)] == [
+        "condition name Quokka dermatosis"
+    ]
+    # Melanoma is an offered diagnosis: the page may list it.
+    assert scan([page("<li>Melanoma</li>")], truth) == []
 
 
 def test_it_flags_image_urls_that_are_not_bare_tokens(truth):
@@ -164,3 +173,8 @@ def test_tutorial_feedback_may_reveal_the_answer_but_only_for_tutorial_items(tru
     assert scan([tutorial], truth) == []
     study_item = json_response(body, url=url, method="POST", request_body=json.dumps({"token": SYN_TOKEN}))
     assert scan([study_item], truth)
+
+
+def test_it_flags_an_item_condition_in_json_even_when_it_is_an_offered_choice(truth):
+    leaky = json_response(state(SYN_TOKEN, hint="Melanoma"))
+    assert [f.what for f in scan([leaky], truth)] == ["an item's condition 'Melanoma'"]

@@ -39,7 +39,6 @@
     views: {
       loading: $("view-loading"),
       item: $("view-item"),
-      feedback: $("view-feedback"),
       finished: $("view-finished"),
       error: $("view-error"),
     },
@@ -62,6 +61,7 @@
     commentInput: $("comment-input"),
     submit: $("submit-button"),
     formStatus: $("form-status"),
+    feedbackPanel: $("feedback-panel"),
     feedbackHeading: $("feedback-heading"),
     feedbackText: $("feedback-text"),
     continueButton: $("continue-button"),
@@ -186,9 +186,13 @@
     ui.formStatus.classList.toggle("warning", Boolean(isWarning));
   }
 
+  /** Shows one view; "feedback" is the item view with the tutorial feedback in place of the form. */
   function show(name) {
     view = name;
-    for (const key of Object.keys(ui.views)) ui.views[key].hidden = key !== name;
+    const visible = name === "feedback" ? "item" : name;
+    for (const key of Object.keys(ui.views)) ui.views[key].hidden = key !== visible;
+    ui.form.hidden = name === "feedback";
+    ui.feedbackPanel.hidden = name !== "feedback";
     ui.views.loading.setAttribute("aria-busy", String(name === "loading"));
   }
 
@@ -210,7 +214,10 @@
     if (s.finished || !s.item) {
       ui.progressText.textContent = done + " of " + total + " done";
     } else if (s.item.is_tutorial) {
-      ui.progressText.textContent = "Tutorial example " + (done + 1) + " of " + total;
+      const tutorial = s.tutorial || { done: s.item.position - 1, total: total };
+      ui.progressText.textContent = "Tutorial example " + (tutorial.done + 1) + " of " + tutorial.total;
+      ui.progressBar.max = Math.max(tutorial.total, 1);
+      ui.progressBar.value = tutorial.done;
     } else {
       ui.progressText.textContent = done + 1 + " of " + total;
     }
@@ -272,9 +279,8 @@
       choiceAt: null,
     };
     ui.tutorialBadge.hidden = !current.isTutorial;
-    ui.itemHeading.textContent = state.item.is_tutorial
-      ? "Tutorial image"
-      : "Image " + (state.progress.done + 1) + " of " + state.progress.total;
+    ui.itemHeading.textContent = ui.progressText.textContent.replace(/^Tutorial example/, "Tutorial image");
+    if (!current.isTutorial) ui.itemHeading.textContent = "Image " + ui.progressText.textContent;
     ui.stage.classList.remove("expired");
     ui.exposureNote.hidden = true;
     ui.image.hidden = true;
@@ -370,7 +376,7 @@
   function scoreRows(score) {
     const rows = [];
     const correct = score.n_correct ?? score.correct;
-    const n = score.n ?? score.total ?? score.n_rated;
+    const n = score.n_answered ?? score.n ?? score.total;
     if (typeof correct === "number" && typeof n === "number") rows.push(["Correct", correct + " of " + n]);
     if (typeof score.accuracy === "number") rows.push(["Accuracy", Math.round(score.accuracy * 100) + "%"]);
     if (rows.length === 0) {
@@ -389,11 +395,12 @@
     if (typeof feedback.message === "string" && feedback.message) {
       text = feedback.message;
     } else {
+      const label = typeof feedback.truth === "string" ? feedback.truth : feedback.kind;
       const truth =
         typeof feedback.is_synthetic === "boolean"
           ? feedback.is_synthetic
-          : typeof feedback.kind === "string"
-            ? feedback.kind === "synthetic"
+          : typeof label === "string"
+            ? label === "synthetic"
             : null;
       const correct = typeof feedback.correct === "boolean" ? feedback.correct : null;
       text = correct === null ? "" : correct ? "Correct. " : "Not quite. ";
@@ -707,7 +714,7 @@
     if (e.key === "Enter") {
       // Buttons keep their own Enter (a focused "Real" button chooses Real); the
       // submit button and text fields fall through to the form's submit event.
-      const isButton = target instanceof HTMLButtonElement || target instanceof HTMLSummaryElement;
+      const isButton = target instanceof HTMLButtonElement || (target instanceof Element && target.tagName === "SUMMARY");
       if (isButton || typing) return;
       e.preventDefault();
       submit();
