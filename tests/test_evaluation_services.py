@@ -1,0 +1,152 @@
+"""turingtest.evaluation.services: image sets, fidelity runs and augmentation runs on real rows and files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from django.core.files.storage import default_storage
+
+from generator.metrics import FidelityResult, IncomparableResultsError
+from tests.evaluation_data import batch_with_images, real_images
+from turingtest.evaluation import services
+from turingtest.evaluation.models import AugmentationRun, FidelityRun
+
+pytestmark = pytest.mark.django_db
+
+TINY_CLASSIFIER = {
+    "classifier_image_size": 32,
+    "classifier_width": 4,
+    "classifier_depth": 2,
+    "classifier_epochs": 2,
+}
+FAST = {"kid_subsets": 5, "kid_subset_size": 50, **TINY_CLASSIFIER}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_filter_parse_reads_key_value_lists_and_rejects_unknown_keys():
+    assert services.filter_parse(["condition=MEL,NEV", "fitzpatrick=5,6", "procedural=false"]) == {
+        "condition": ["MEL", "NEV"],
+        "fitzpatrick": [5, 6],
+        "procedural": False,
+    }
+    with pytest.raises(services.EvaluationError, match="KEY=V1,V2"):
+        services.filter_parse(["colour=red"])
+    with pytest.raises(services.EvaluationError, match="integers"):
+        services.filter_parse(["fitzpatrick=dark"])
+
+
+def test_a_batch_run_fixes_its_image_sets_and_defaults_to_the_real_images_of_its_conditions():
+    reals = real_images({"MEL": 4, "NEV": 4, "VASC": 2})
+    batch = batch_with_images({"MEL": 3, "VASC": 2})
+    run = services.fidelity_run_create(batch=batch, enqueue=False)
+    assert run.status == FidelityRun.Status.QUEUED
+    assert run.real_filter == {"condition": ["MEL", "VASC"]}
+    assert run.real_image_ids == [im.pk for im in reals if im.condition.code in {"MEL", "VASC"}]
+    assert sorted(run.synthetic_image_ids) == sorted(batch.images.values_list("pk", flat=True))
+    assert len(run.inputs_sha256) == 64
+
+
+def test_a_fidelity_run_computes_overall_and_per_condition_metrics_with_the_auto_classifier():
+    real_images({"MEL": 8, "NEV": 8, "VASC": 6})
+    batch = batch_with_images({"MEL": 6, "VASC": 6})
+    run = services.fidelity_run_create(batch=batch, seed=3, config=FAST, enqueue=False)
+    run = services.fidelity_run_execute(run_pk=run.pk)
+    assert run.status == FidelityRun.Status.SUCCEEDED, run.error
+    assert run.progress == 1.0 and run.finished is not None
+    result = run.result()
+    assert set(result.per_condition) == {"MEL", "VASC"}
+    assert result.overall.n_real == 14 and result.overall.n_fake == 12
+    assert result.overall.fid is not None and result.overall.precision is not None
+    # the feature space is recorded and is the cached classifier file in storage
+    assert run.extractor_name.startswith("classifier") and len(run.extractor_sha256) == 64
+    assert default_storage.exists(run.extractor_file)
+    with default_storage.open(run.extractor_file, "rb") as fh:
+        import hashlib
+
+        assert hashlib.sha256(fh.read()).hexdigest() == run.extractor_sha256
+
+    # a second run over the same library reuses the same extractor: comparable numbers
+    again = services.fidelity_run_execute(
+        run_pk=services.fidelity_run_create(batch=batch, seed=3, config=FAST, enqueue=False).pk
+    )
+    assert again.extractor_sha256 == run.extractor_sha256
+    assert again.result().overall == result.overall
+
+
+def test_runs_from_different_extractors_cannot_be_compared():
+    real_images({"MEL": 6, "NEV": 6})
+    batch = batch_with_images({"MEL": 6})
+    a = services.fidelity_run_execute(
+        run_pk=services.fidelity_run_create(batch=batch, seed=1, config=FAST, enqueue=False).pk
+    )
+    b = services.fidelity_run_execute(
+        run_pk=services.fidelity_run_create(batch=batch, seed=2, config=FAST, enqueue=False).pk
+    )
+    assert a.extractor_sha256 != b.extractor_sha256  # another seed trains another classifier
+    with pytest.raises(IncomparableResultsError):
+        a.result().difference(b.result())
+    assert isinstance(a.result(), FidelityResult)
+
+
+def test_a_failing_run_stores_its_error_and_a_second_execution_does_nothing(monkeypatch):
+    real_images({"MEL": 3, "NEV": 3})
+    batch = batch_with_images({"MEL": 3})
+    monkeypatch.delenv("DERMGAN_INCEPTION_WEIGHTS", raising=False)
+    run = services.fidelity_run_create(batch=batch, extractor="inception", enqueue=False)
+    run = services.fidelity_run_execute(run_pk=run.pk)
+    assert run.status == FidelityRun.Status.FAILED
+    assert "unavailable" in run.error and "pt_inception-2015-12-05-6726825d.pth" in run.error
+    finished = run.finished
+    assert services.fidelity_run_execute(run_pk=run.pk).finished == finished  # not claimed twice
+
+
+def test_creating_a_run_with_no_matching_images_is_refused():
+    real_images({"MEL": 2})
+    batch = batch_with_images({"NEV": 2})
+    with pytest.raises(services.EvaluationError, match="no real images"):
+        services.fidelity_run_create(batch=batch, enqueue=False)
+    assert not FidelityRun.objects.exists()
+
+
+def test_an_augmentation_run_trains_both_arms_on_library_images_and_stores_the_report():
+    real_images({"MEL": 12, "NEV": 12, "VASC": 6})
+    batch = batch_with_images({"VASC": 8})
+    run = services.augmentation_run_create(
+        synthetic_batches=[batch],
+        ratio=1.0,
+        seed=5,
+        config={"image_size": 32, "width": 4, "depth": 2, "epochs": 2, "n_bootstrap": 50, "batch_size": 16},
+        enqueue=False,
+    )
+    run = services.augmentation_run_execute(run_pk=run.pk)
+    assert run.status == AugmentationRun.Status.SUCCEEDED, run.error
+    report = run.results
+    assert report["chosen_conditions"] == ["VASC"]  # the rarest in training
+    assert report["rare_conditions"] == ["VASC"] and report["malignant_conditions"] == ["MEL"]
+    split = report["split"]
+    assert not set(split["train_groups"]) & set(split["test_groups"])
+    assert not set(split["train_ids"]) & set(split["test_ids"])
+    prov = report["synthetic"]["VASC"]["provenance"]
+    assert {p["image_id"] for p in prov} <= set(batch.images.values_list("pk", flat=True))
+    for rel in (
+        "report.json",
+        "report.html",
+        "model_real_only.pt",
+        "model_augmented.pt",
+        "plots/sensitivity.png",
+    ):
+        assert default_storage.exists(run.file_name(rel)), rel
+    assert services.augmentation_run_execute(run_pk=run.pk).report_prefix == run.report_prefix  # idempotent
+
+
+def test_an_augmentation_run_needs_exactly_one_synthetic_source():
+    real_images({"MEL": 2, "NEV": 2})
+    with pytest.raises(services.EvaluationError, match="exactly one"):
+        services.augmentation_run_create(enqueue=False)

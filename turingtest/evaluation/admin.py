@@ -1,0 +1,350 @@
+"""Admin screens for evaluation runs: read-only records, "add" pages that start a run, and
+pieces for the generation-batch admin (``FidelityRunInline``, ``compute_fidelity_for_batches``).
+
+The batch admin lives in ``turingtest/library/admin.py``; wire these in there with::
+
+    from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches
+    inlines = [GenerationChunkInline, FidelityRunInline]
+    actions = ["cancel_batches", compute_fidelity_for_batches]
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.core.files.storage import default_storage
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from turingtest.evaluation import services
+from turingtest.evaluation.forms import AugmentationRunForm, FidelityRunForm
+from turingtest.evaluation.models import AugmentationRun, FidelityRun
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def _pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+def _progress(run) -> str:
+    return format_html(
+        '<progress value="{}" max="1"></progress> {} {}', run.progress, run.status, run.progress_message
+    )
+
+
+def fidelity_results_html(run: FidelityRun) -> str:
+    """The results table (overall + per condition) of a finished run; used by both admins."""
+    if not run.results:
+        return run.error or f"{run.status} ({round(100 * run.progress)}%)"
+    result = run.results
+    rows = [{"name": "overall", "m": result["overall"]}] + [
+        {"name": code, "m": m} for code, m in sorted(result["per_condition"].items())
+    ]
+    return render_to_string("evaluation/fidelity_results.html", {"result": result, "rows": rows})
+
+
+@admin.action(description="Compute fidelity metrics (classifier:auto) for the selected batches")
+def compute_fidelity_for_batches(modeladmin, request: HttpRequest, queryset) -> None:
+    """Admin action for the generation-batch list: one queued FidelityRun per batch."""
+    created, refused = 0, []
+    for batch in queryset:
+        try:
+            services.fidelity_run_create(batch=batch, user=request.user)
+            created += 1
+        except services.EvaluationError as exc:
+            refused.append(f"batch {batch.pk}: {exc}")
+    if created:
+        modeladmin.message_user(request, f"Queued {created} fidelity run(s).", messages.SUCCESS)
+    for text in refused:
+        modeladmin.message_user(request, text, messages.ERROR)
+
+
+class FidelityRunInline(admin.TabularInline):
+    """Fidelity results on a generation batch's admin page (read-only)."""
+
+    model = FidelityRun
+    fk_name = "batch"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = [
+        "status",
+        "extractor_name",
+        "extractor_short",
+        "n_sets",
+        "fid",
+        "kid",
+        "precision",
+        "recall",
+        "diversity",
+        "created",
+    ]
+    readonly_fields = fields
+    ordering = ["-created"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="extractor sha256")
+    def extractor_short(self, run: FidelityRun) -> str:
+        return run.extractor_sha256[:12]
+
+    @admin.display(description="real / synthetic")
+    def n_sets(self, run: FidelityRun) -> str:
+        return f"{len(run.real_image_ids)} / {len(run.synthetic_image_ids)}"
+
+    @admin.display(description="FID")
+    def fid(self, run: FidelityRun) -> str:
+        return _fmt(run.overall().get("fid"))
+
+    @admin.display(description="KID ± std")
+    def kid(self, run: FidelityRun) -> str:
+        o = run.overall()
+        return "–" if o.get("kid_mean") is None else f"{o['kid_mean']:.3g} ± {o['kid_std']:.2g}"
+
+    @admin.display(description="precision")
+    def precision(self, run: FidelityRun) -> str:
+        return _fmt(run.overall().get("precision"), 3)
+
+    @admin.display(description="recall")
+    def recall(self, run: FidelityRun) -> str:
+        return _fmt(run.overall().get("recall"), 3)
+
+    @admin.display(description="diversity ratio")
+    def diversity(self, run: FidelityRun) -> str:
+        return _fmt(run.overall().get("diversity_ratio"), 3)
+
+
+class _RunAdmin(admin.ModelAdmin):
+    """Runs are records: nothing is edited after creation; "add" starts a computation."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress_display(self, run) -> str:
+        return _progress(run)
+
+    @admin.display(description="config")
+    def config_display(self, run) -> str:
+        return _pretty_json(run.config)
+
+
+@admin.register(FidelityRun)
+class FidelityRunAdmin(_RunAdmin):
+    list_display = ["id", "batch", "status", "extractor_name", "fid_display", "kid_display", "created"]
+    list_filter = ["status", "extractor_name"]
+    list_select_related = ["batch"]
+    readonly_fields = [
+        "batch",
+        "status",
+        "progress_display",
+        "error",
+        "extractor_spec",
+        "extractor_name",
+        "extractor_sha256",
+        "extractor_file",
+        "seed",
+        "config_display",
+        "real_filter",
+        "synthetic_filter",
+        "inputs_sha256",
+        "n_real",
+        "n_synthetic",
+        "results_display",
+        "created_by",
+        "created",
+        "started",
+        "finished",
+    ]
+    exclude = ["config", "results", "real_image_ids", "synthetic_image_ids", "progress", "progress_message"]
+    actions = ["rerun"]
+
+    @admin.display(description="FID")
+    def fid_display(self, run: FidelityRun) -> str:
+        return _fmt(run.overall().get("fid"))
+
+    @admin.display(description="KID")
+    def kid_display(self, run: FidelityRun) -> str:
+        return _fmt(run.overall().get("kid_mean"), 3)
+
+    @admin.display(description="real images")
+    def n_real(self, run: FidelityRun) -> int:
+        return len(run.real_image_ids)
+
+    @admin.display(description="synthetic images")
+    def n_synthetic(self, run: FidelityRun) -> int:
+        return len(run.synthetic_image_ids)
+
+    @admin.display(description="results")
+    def results_display(self, run: FidelityRun) -> str:
+        return fidelity_results_html(run)
+
+    @admin.action(description="Compute again with the same inputs (a new run)")
+    def rerun(self, request: HttpRequest, queryset) -> None:
+        for run in queryset:
+            try:
+                services.fidelity_run_create(
+                    batch=run.batch,
+                    real_filter={"ids": run.real_image_ids},
+                    synthetic_filter={"ids": run.synthetic_image_ids},
+                    extractor=run.extractor_spec,
+                    seed=run.seed,
+                    config=run.config,
+                    user=request.user,
+                )
+            except services.EvaluationError as exc:
+                self.message_user(request, f"run {run.pk}: {exc}", messages.ERROR)
+        self.message_user(request, "Queued.")
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = FidelityRunForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                run = services.fidelity_run_create(
+                    batch=data["batch"],
+                    real_filter=data["real_filter"],
+                    extractor=data["extractor"],
+                    seed=data["seed"],
+                    user=request.user,
+                )
+            except services.EvaluationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Fidelity run {run.pk} queued.")
+                return HttpResponseRedirect(reverse("admin:evaluation_fidelityrun_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Compute fidelity metrics for a batch",
+            "explanation": "FID, KID, precision/recall and diversity between the batch and real images, "
+            "overall and per condition. Runs in the background; this page's record shows progress.",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "evaluation/admin_run_add.html", context)
+
+
+@admin.register(AugmentationRun)
+class AugmentationRunAdmin(_RunAdmin):
+    list_display = ["id", "status", "conditions", "ratio", "seed", "top1_display", "created"]
+    list_filter = ["status"]
+    readonly_fields = [
+        "status",
+        "progress_display",
+        "error",
+        "checkpoint",
+        "checkpoint_sha256",
+        "synthetic_batches",
+        "conditions",
+        "ratio",
+        "seed",
+        "config_display",
+        "real_filter",
+        "report_display",
+        "created_by",
+        "created",
+        "started",
+        "finished",
+    ]
+    exclude = [
+        "config",
+        "results",
+        "real_image_ids",
+        "synthetic_image_ids",
+        "progress",
+        "progress_message",
+        "report_prefix",
+    ]
+
+    @admin.display(description="top-1 real → augmented")
+    def top1_display(self, run: AugmentationRun) -> str:
+        if not run.results:
+            return "–"
+        arms = run.results["arms"]
+        return f"{arms['real_only']['test']['top1']['value']:.3f} → {arms['augmented']['test']['top1']['value']:.3f}"
+
+    @admin.display(description="report")
+    def report_display(self, run: AugmentationRun) -> str:
+        report = run.results
+        if not report:
+            return run.error or f"{run.status} ({round(100 * run.progress)}%)"
+        arms, diff = report["arms"], report["comparison"]["augmented_minus_real_only"]
+        rows = [
+            {
+                "label": "top-1 accuracy",
+                "cells": [arms["real_only"]["test"]["top1"], arms["augmented"]["test"]["top1"], diff["top1"]],
+            },
+            {
+                "label": "top-3 accuracy",
+                "cells": [arms["real_only"]["test"]["top3"], arms["augmented"]["test"]["top3"], diff["top3"]],
+            },
+        ]
+        for code in report["classes"]:
+            tags = [
+                t
+                for t, on in (
+                    ("rare", code in report["rare_conditions"]),
+                    ("malignant", code in report["malignant_conditions"]),
+                )
+                if on
+            ]
+            label = f"sensitivity {code}" + (f" ({', '.join(tags)})" if tags else "")
+            rows.append(
+                {
+                    "label": label,
+                    "cells": [
+                        arms["real_only"]["test"]["sensitivity"][code],
+                        arms["augmented"]["test"]["sensitivity"][code],
+                        diff["sensitivity"][code],
+                    ],
+                }
+            )
+        links = [
+            (rel, default_storage.url(run.file_name(rel)))
+            for rel in ("report.html", "report.json", "model_real_only.pt", "model_augmented.pt")
+        ]
+        return render_to_string(
+            "evaluation/augmentation_results.html", {"report": report, "rows": rows, "links": links}
+        )
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = AugmentationRunForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                run = services.augmentation_run_create(
+                    real_filter=data["real_filter"],
+                    synthetic_batches=list(data["synthetic_batches"]),
+                    checkpoint=data["checkpoint"],
+                    conditions=[c.strip() for c in data["conditions"].split(",") if c.strip()],
+                    ratio=data["ratio"],
+                    seed=data["seed"],
+                    config={"epochs": data["epochs"], "image_size": data["image_size"]},
+                    user=request.user,
+                )
+            except services.EvaluationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Augmentation run {run.pk} queued.")
+                return HttpResponseRedirect(reverse("admin:evaluation_augmentationrun_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Run the augmentation experiment",
+            "explanation": "Trains the compact classifier twice (real only; real + synthetic images of the chosen "
+            "conditions) on a patient-grouped split and compares both on the same held-out real images.",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "evaluation/admin_run_add.html", context)

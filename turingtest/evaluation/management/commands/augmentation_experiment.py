@@ -1,0 +1,131 @@
+"""``manage.py augmentation_experiment``: real-only vs real + DermGAN classifier, stored as an AugmentationRun."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.core.files.storage import default_storage
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from turingtest.evaluation import services
+from turingtest.evaluation.models import AugmentationRun
+from turingtest.library.models import GenerationBatch, GeneratorCheckpoint
+
+
+class Command(BaseCommand):
+    help = (
+        "Train the compact classifier on a patient-grouped split of real library images twice (real only, and "
+        "with synthetic images of the chosen conditions, default the rarest) and compare both on the same real "
+        "test images. Synthetic images come from --synthetic-batch IDs or are rendered from --checkpoint. "
+        "The last line printed is 'augmentation run <id>'."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--real-filter", action="append", default=[], metavar="KEY=V1,V2")
+        parser.add_argument("--synthetic-batch", type=int, action="append", default=[], help="repeatable")
+        parser.add_argument("--checkpoint", help="library checkpoint id, or a checkpoint file to register")
+        parser.add_argument("--conditions", default="", help="comma-separated codes; default: the rarest")
+        parser.add_argument("--n-rarest", type=int, default=1)
+        parser.add_argument("--ratio", type=float, default=1.0, help="synthetic per real training image")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--image-size", type=int, default=64)
+        parser.add_argument("--width", type=int, default=16)
+        parser.add_argument("--depth", type=int, default=4)
+        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--lr", type=float, default=1e-3)
+        parser.add_argument("--test-fraction", type=float, default=0.25)
+        parser.add_argument("--n-bootstrap", type=int, default=1000)
+        parser.add_argument("--device", default="auto", help="auto = CUDA when available")
+        parser.add_argument("--out", help="also copy the report files into this folder")
+        parser.add_argument(
+            "--async", dest="run_async", action="store_true", help="enqueue instead of waiting"
+        )
+
+    def _checkpoint(self, value: str | None) -> GeneratorCheckpoint | None:
+        if not value:
+            return None
+        if value.isdigit():
+            ckpt = GeneratorCheckpoint.objects.filter(pk=int(value)).first()
+            if ckpt is None:
+                raise CommandError(f"no checkpoint {value}")
+            return ckpt
+        from turingtest.library.services import LibraryError, checkpoint_register
+
+        try:
+            return checkpoint_register(path=Path(value))
+        except LibraryError as exc:
+            raise CommandError(str(exc)) from None
+
+    def handle(self, *args, **opts) -> None:
+        batches = list(GenerationBatch.objects.filter(pk__in=opts["synthetic_batch"]))
+        missing = sorted(set(opts["synthetic_batch"]) - {b.pk for b in batches})
+        if missing:
+            raise CommandError(f"no generation batch {missing}")
+        config = {
+            key: opts[key]
+            for key in (
+                "n_rarest",
+                "test_fraction",
+                "image_size",
+                "width",
+                "depth",
+                "epochs",
+                "batch_size",
+                "lr",
+                "n_bootstrap",
+                "device",
+            )
+        }
+        try:
+            run = services.augmentation_run_create(
+                real_filter=services.filter_parse(opts["real_filter"]),
+                synthetic_batches=batches,
+                checkpoint=self._checkpoint(opts["checkpoint"]),
+                conditions=[c.strip() for c in opts["conditions"].split(",") if c.strip()],
+                ratio=opts["ratio"],
+                seed=opts["seed"],
+                config=config,
+                enqueue=opts["run_async"],
+            )
+        except services.EvaluationError as exc:
+            raise CommandError(str(exc)) from None
+        if opts["run_async"]:
+            run.refresh_from_db()
+            if run.status == AugmentationRun.Status.FAILED:
+                raise CommandError(run.error)
+            self.stdout.write(f"augmentation run {run.pk}")
+            return
+        run = services.augmentation_run_execute(run_pk=run.pk)
+        if run.status != AugmentationRun.Status.SUCCEEDED:
+            raise CommandError(f"augmentation run {run.pk} failed: {run.error}")
+        report = run.results
+        for arm in ("real_only", "augmented"):
+            test = report["arms"][arm]["test"]
+            self.stdout.write(
+                f"{arm:10s} top-1 {test['top1']['value']:.3f} [{test['top1']['ci_low']:.3f}, "
+                f"{test['top1']['ci_high']:.3f}]  top-3 {test['top3']['value']:.3f}"
+            )
+        for h in report["highlights"]:
+            d = h["difference"]
+            tags = ",".join(t for t in ("rare", "malignant") if h[t])
+            value = "n/a" if d["value"] is None else f"{d['value']:+.3f}"
+            self.stdout.write(f"  {h['condition']} ({tags}) sensitivity change {value}")
+        self.stdout.write(f"McNemar p = {report['comparison']['mcnemar_top1']['p_value']:.4g}")
+        self.stdout.write(f"report: {default_storage.url(run.file_name('report.html'))}")
+        if opts["out"]:
+            out = Path(opts["out"])
+            for rel in [
+                "report.json",
+                "report.html",
+                "model_real_only.pt",
+                "model_augmented.pt",
+                "plots/sensitivity.png",
+                "plots/training_loss.png",
+            ]:
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                with default_storage.open(run.file_name(rel), "rb") as src, open(out / rel, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            self.stdout.write(f"copied the report into {out}")
+        self.stdout.write(f"augmentation run {run.pk}")
