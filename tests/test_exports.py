@@ -310,3 +310,8 @@ def test_export_judgments_command_rejects_an_unknown_study_or_folder(small, tmp_
         call_command("export_judgments", "999999")
     with pytest.raises(CommandError, match="does not exist"):
         call_command("export_judgments", str(small.study.pk), "--output", str(tmp_path / "nope" / "x.csv"))
+
+
+def test_export_judgments_command_streams_bytes_to_the_real_stdout(small, capsysbinary):
+    call_command("export_judgments", str(small.study.pk), "--format", "jsonl")
+    assert capsysbinary.readouterr().out == _export(small.study, fmt="jsonl")

@@ -22,6 +22,9 @@ REPORT = {
         ],
     },
     "images": {"most_convincing": ["t1", "t2"]},
+    "diagnosis": {
+        "confusion": {"labels": ["MEL", "NEV"], "real": [[3, 1], [0, 4]], "synthetic": [[2, 2], [1, 3]]}
+    },
     "warnings": ["ignored"],
 }
 
@@ -32,7 +35,7 @@ def _cells(sections) -> list[str]:
 
 def test_each_top_level_key_becomes_a_section_and_warnings_are_left_to_the_page():
     sections = report_sections(REPORT)
-    assert [s.title for s in sections] == ["Schema version", "Detection", "Images"]
+    assert [s.title for s in sections] == ["Schema version", "Detection", "Images", "Diagnosis"]
 
 
 def test_nested_values_lists_of_records_and_missing_values_are_readable():
@@ -48,3 +51,11 @@ def test_long_tables_are_truncated_with_a_count():
     report = {"images": {"per_image": [{"token": str(i), "n": i} for i in range(250)]}}
     table = report_sections(report)[0].tables[0]
     assert len(table.rows) == 200 and table.truncated == 50
+
+
+def test_labelled_matrices_become_labelled_tables():
+    tables = {t.title: t for s in report_sections(REPORT) for t in s.tables}
+    real = tables["Diagnosis › Confusion › Real"]
+    assert real.headers == ["", "MEL", "NEV"]
+    assert real.rows == [["MEL", "3", "1"], ["NEV", "0", "4"]]
+    assert "Diagnosis › Confusion › Synthetic" in tables

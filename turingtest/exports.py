@@ -402,7 +402,7 @@ class _CopyAborted(Exception):
     pass
 
 
-def iter_copy(sql: str, *, chunk_bytes: int = COPY_CHUNK_BYTES) -> Iterator[bytes]:
+def iter_copy(sql: str, *, chunk_bytes: int | None = None) -> Iterator[bytes]:
     """Stream the output of a ``COPY … TO STDOUT`` statement in ~chunk_bytes pieces.
 
     psycopg2's ``copy_expert`` pushes data into a file object and returns only at the end,
@@ -411,6 +411,7 @@ def iter_copy(sql: str, *, chunk_bytes: int = COPY_CHUNK_BYTES) -> Iterator[byte
     generator early cancels the statement on the server (outside a transaction) or drops
     the remaining output (inside one).
     """
+    chunk_bytes = chunk_bytes or COPY_CHUNK_BYTES
     connection.ensure_connection()
     raw = connection.connection
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)

@@ -45,6 +45,12 @@ def _small_dict(v: Any) -> bool:
     return isinstance(v, dict) and len(v) <= 4 and all(_scalar(x) for x in v.values())
 
 
+def _matrix(v: Any) -> bool:
+    return (
+        isinstance(v, list) and bool(v) and all(isinstance(r, list) and all(_scalar(x) for x in r) for r in v)
+    )
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "—"
@@ -75,7 +81,7 @@ def _flat(d: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and "proportion" in v:
+        if isinstance(v, dict) and "proportion" in v and depth > 0:
             out.update({f"{key} {p}": v.get(p) for p in _PROP_KEYS})
         elif _small_dict(v) or (isinstance(v, dict) and 0 < depth <= 3):
             out.update(_flat(v, f"{key} ", depth + 1 if depth else 0))
@@ -120,6 +126,20 @@ def _tables(title: str, value: Any, out: list[Table], depth: int = 0) -> None:
             Table(title=title, headers=["", "value"], rows=[[_title(k), _fmt(v)] for k, v in scalars.items()])
         )
     nested = {k: v for k, v in value.items() if not (_scalar(v) or _short_list(v) or _small_dict(v))}
+    # Matrices (confusion, pairwise kappa) labelled by a sibling "labels" / "raters" list.
+    names = next((value[k] for k in ("labels", "raters") if isinstance(value.get(k), list)), None)
+    for k in list(nested):
+        if _matrix(nested[k]) and names is not None and len(names) == len(nested[k]):
+            matrix = nested.pop(k)
+            out.append(
+                Table(
+                    title=f"{title} › {_title(k)}",
+                    headers=["", *map(str, names)],
+                    rows=[[str(n), *map(_fmt, row)] for n, row in zip(names, matrix)][:MAX_ROWS],
+                )
+            )
+    nested.pop("labels", None)
+    nested.pop("raters", None)
     # A dict whose values are all dicts of scalars reads best as one table (e.g. per condition).
     if (
         nested
