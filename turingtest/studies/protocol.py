@@ -201,7 +201,7 @@ def plan_sequence(
     n_rep = min(round(config["repeat_fraction"] * len(main)), len(eligible))
     originals = rng.sample(eligible, n_rep)
     for orig in originals:
-        current = next(p for p, (_, src) in enumerate(seq) if src is None and seq[p][0] == main[orig])
+        current = seq.index((main[orig], None))
         at = rng.randint(current + gap, len(seq))
         seq.insert(at, (main[orig], orig))
 
