@@ -19,7 +19,7 @@ from django.core.files.base import ContentFile
 
 from tests import browser_conftest
 from tests.browser_conftest import Captured, scan, study_truth
-from tests.factories import ConditionFactory, ImageFactory, ResearcherFactory, png_bytes
+from tests.factories import ConditionFactory, ImageFactory, RaterFactory, ResearcherFactory, png_bytes
 from turingtest.library.models import Image
 from turingtest.studies import services
 from turingtest.studies.models import Judgment, Presentation, TutorialAnswer
@@ -338,3 +338,105 @@ def test_a_rater_joins_does_the_tutorial_and_rates_a_study_with_the_keyboard_onl
     findings = scan(recorder.responses, study_truth(study))
     assert findings == [], "\n".join(map(str, findings))
     desktop.close()
+
+
+def logged_in_page(browser, live_server, user, **context_options):
+    """A page whose browser holds ``user``'s session cookie (made server-side: faster than the form)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    context = browser.new_context(viewport=DESKTOP, **context_options)
+    context.add_cookies([{"name": "sessionid", "value": session.session_key, "url": live_server.url}])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on("pageerror", lambda e: print("PAGEERROR", e))
+    return context, page
+
+
+def test_the_image_hides_after_the_exposure_limit_and_a_closed_study_stops_the_page(
+    chromium_browser, live_server
+):
+    study = build_study(n_items=4, n_tutorial=0, exposure_ms=400)
+    rater = RaterFactory()
+    [invite_token] = services.invitation_create(study=study, count=1)
+    assignment = services.invitation_accept(token=invite_token, user=rater)
+    services.assignment_consent(assignment=assignment)
+    items = list(Presentation.objects.filter(assignment=assignment).order_by("position"))
+    context, page = logged_in_page(chromium_browser, live_server, rater)
+    recorder = Recorder()
+    recorder.attach(page)
+
+    page.goto(f"{live_server.url}/rate/{study.pk}/")
+    wait_shown(page, items[0].public_token)
+    page.locator("#exposure-note").wait_for(state="visible")
+    assert page.locator("#item-image").is_hidden()
+    page.keyboard.press("z")
+    assert "zoomed" not in page.get_attribute("#stage", "class"), "nothing to zoom once hidden"
+
+    # A diagnosis that is not in the list is refused in the page: nothing is sent, nothing lost.
+    page.keyboard.press("s")
+    page.keyboard.press("d")
+    page.keyboard.type("zzz")
+    assert page.locator("#diagnosis-list").inner_text() == "No match"
+    page.keyboard.press("Enter")
+    page.get_by_text("Pick a diagnosis from the list").wait_for()
+    assert recorder.answer_posts() == [] and judgments(assignment) == 0
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")
+    wait_shown(page, items[1].public_token)
+    first = Judgment.objects.get(presentation=items[0])
+    assert first.says_synthetic is True and first.diagnosis is None and first.response_ms > 0
+
+    # The study closes while the rater works: the next answer gets a clear message, not a retry loop.
+    services.study_close(study=study)
+    page.keyboard.press("r")
+    page.keyboard.press("Enter")
+    page.locator("#view-error").wait_for(state="visible")
+    assert page.locator("#error-heading").inner_text() == "This study is closed"
+    assert page.evaluate(f"localStorage.getItem('dermgan.pending.{study.pk}')") is None
+    assert judgments(assignment) == 1
+    context.close()
+
+
+def test_in_an_editable_study_b_reopens_the_previous_item_to_change_its_answer(chromium_browser, live_server):
+    study = build_study(n_items=4, n_tutorial=0, answers_editable=True)
+    rater = RaterFactory()
+    [invite_token] = services.invitation_create(study=study, count=1)
+    assignment = services.invitation_accept(token=invite_token, user=rater)
+    services.assignment_consent(assignment=assignment)
+    items = list(Presentation.objects.filter(assignment=assignment).order_by("position"))
+    context, page = logged_in_page(chromium_browser, live_server, rater)
+
+    page.goto(f"{live_server.url}/rate/{study.pk}/")
+    wait_shown(page, items[0].public_token)
+    assert page.locator("#back-button").is_hidden(), "nothing to go back to yet"
+    for key in ("r", "Shift+Digit2", "Enter"):
+        page.keyboard.press(key)
+    wait_shown(page, items[1].public_token)
+    page.keyboard.press("b")
+    wait_shown(page, items[0].public_token)
+    assert page.locator("#progress-text").inner_text() == "Changing your previous answer"
+    assert page.get_attribute("#choose-real", "aria-pressed") == "true", "the previous answer is filled in"
+    assert page.locator("input[name=confidence][value='2']").is_checked()
+    page.keyboard.press("s")
+    page.keyboard.press("Enter")
+    wait_shown(page, items[1].public_token)
+    assert page.locator("#progress-text").inner_text() == "2 of 4"
+    changed = Judgment.objects.get(presentation=items[0])
+    assert (changed.says_synthetic, changed.confidence, changed.revision) == (True, 2, 2)
+    assert judgments(assignment) == 1
+
+    page.keyboard.press("b")
+    wait_shown(page, items[0].public_token)
+    page.keyboard.press("b")  # and back to the current image, nothing changed
+    wait_shown(page, items[1].public_token)
+    assert Judgment.objects.get(presentation=items[0]).revision == 2
+    context.close()

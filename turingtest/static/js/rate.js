@@ -60,6 +60,8 @@
     commentField: $("comment-field"),
     commentInput: $("comment-input"),
     submit: $("submit-button"),
+    back: $("back-button"),
+    backLabel: $("back-label"),
     formStatus: $("form-status"),
     feedbackPanel: $("feedback-panel"),
     feedbackHeading: $("feedback-heading"),
@@ -241,8 +243,19 @@
       return;
     }
     dx.options = (s.diagnosis_choices || []).concat([UNSURE]);
-    showItem(s.item);
+    showItem(s.item, null);
     prefetch(s.next_image_url);
+  }
+
+  /** Editable studies only: re-open the last answered item with its answer filled in, or come back. */
+  function toggleBack() {
+    if (view !== "item" || inFlight || !state || !state.previous || !state.study.answers_editable) return;
+    if (current && current.editing) {
+      render(state);
+      return;
+    }
+    const prev = state.previous;
+    showItem({ token: prev.token, image_url: prev.image_url, is_tutorial: false }, prev.answer);
   }
 
   function prefetch(url) {
@@ -267,7 +280,8 @@
     setStatus("");
   }
 
-  function showItem(item) {
+  /** Shows ``item``; ``previousAnswer`` (editable studies) pre-fills the form to change that answer. */
+  function showItem(item, previousAnswer) {
     clearExposure();
     setZoom(false);
     resetForm();
@@ -277,10 +291,19 @@
       saysSynthetic: null,
       shownAt: null,
       choiceAt: null,
+      editing: Boolean(previousAnswer),
+      prefill: previousAnswer || null,
     };
     ui.tutorialBadge.hidden = !current.isTutorial;
     ui.itemHeading.textContent = ui.progressText.textContent.replace(/^Tutorial example/, "Tutorial image");
     if (!current.isTutorial) ui.itemHeading.textContent = "Image " + ui.progressText.textContent;
+    const canGoBack = Boolean(state.study.answers_editable && state.previous && !current.isTutorial);
+    ui.back.hidden = !canGoBack;
+    ui.backLabel.textContent = current.editing ? "Back to the current image" : "Change previous answer";
+    if (current.editing) {
+      ui.progressText.textContent = "Changing your previous answer";
+      ui.itemHeading.textContent = "Previous image (changing the answer)";
+    }
     ui.stage.classList.remove("expired");
     ui.exposureNote.hidden = true;
     ui.image.hidden = true;
@@ -306,6 +329,7 @@
           current.shownAt = window.performance.now();
           ui.real.disabled = false;
           ui.synthetic.disabled = false;
+          if (current.prefill) applyPrefill(current.prefill);
           startExposure(token);
           root.dataset.shownToken = token; // lets tests wait for the painted image
         });
@@ -323,6 +347,21 @@
     };
     if (attempt) img.removeAttribute("src"); // the same URL again would not fire a new load
     img.src = item.image_url;
+  }
+
+  function applyPrefill(answer) {
+    current.saysSynthetic = answer.says_synthetic;
+    ui.real.setAttribute("aria-pressed", String(!answer.says_synthetic));
+    ui.synthetic.setAttribute("aria-pressed", String(answer.says_synthetic));
+    ui.submit.disabled = false;
+    if (answer.confidence) setConfidence(answer.confidence);
+    const option = dx.options.find((o) => o.code === answer.diagnosis);
+    if (option) {
+      dx.selected = option;
+      ui.diagnosisInput.value = option.name;
+    }
+    ui.commentInput.value = answer.comment || "";
+    setStatus("Your previous answer is filled in: change it and press Enter, or press B to go back.");
   }
 
   function startExposure(token) {
@@ -678,6 +717,7 @@
     submit();
   });
   ui.continueButton.addEventListener("click", () => continueAfterFeedback());
+  ui.back.addEventListener("click", () => toggleBack());
   ui.commentInput.addEventListener("keydown", (e) => {
     if (e.key === "Escape") {
       e.preventDefault();
@@ -746,6 +786,9 @@
     } else if (key === "c" && !ui.commentField.hidden) {
       e.preventDefault();
       ui.commentInput.focus();
+    } else if (key === "b" && !ui.back.hidden) {
+      e.preventDefault();
+      toggleBack();
     } else if (key === "z") {
       e.preventDefault();
       setZoom(!ui.stage.classList.contains("zoomed"));
