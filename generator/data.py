@@ -32,6 +32,7 @@ from generator.semantic_map import (
     FITZPATRICK_RGB,
     LesionSpec,
     MapSpec,
+    encode,
     estimate_skin_colour,
     lab_to_rgb,
     map_from_annotation,
@@ -39,6 +40,12 @@ from generator.semantic_map import (
 )
 
 DEMO_CONDITIONS: tuple[str, ...] = ("MEL", "NEV", "BCC", "SEK", "AK", "PSO", "VASC")
+# The platform's condition taxonomy in semantic-map channel order (``map_index`` in
+# fixtures/conditions.json; a test keeps the two in step). A generator trained with all of
+# them accepts every code the platform may ask for, even ones absent from its training data.
+TAXONOMY_CONDITIONS: tuple[str, ...] = (
+    "MEL", "BCC", "SCC", "AK", "SEK", "NEV", "ECZ", "PSO", "ACN", "TIN", "URT", "VIT", "DF", "VASC", "OTH",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -437,7 +444,9 @@ class ProceduralDataset(_AugmentingDataset):
         if missing:
             raise ValueError(f"conditions lack procedural condition codes: {missing}")
         self.n, self.size, self.conditions = n, size, tuple(conditions)
-        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        # compact cache (uint8 photo + spec with the mask), the float map is rebuilt per item:
+        # a 15-condition float map is ~20x the photo's size
+        self._cache: dict[int, tuple[np.ndarray, MapSpec]] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -452,8 +461,11 @@ class ProceduralDataset(_AugmentingDataset):
             raise IndexError(index)
         if index not in self._cache:
             s = self.sample(index)
-            self._cache[index] = _to_tensors(np.asarray(s.image), s.mask, s.condition, self.conditions)
-        return self._maybe_augment(index, self._cache[index])
+            self._cache[index] = (np.asarray(s.image), s.spec)
+        image, spec = self._cache[index]
+        semantic = encode(spec, self.conditions)  # == map_from_annotation(image, mask, ...)
+        pixels = torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 127.5 - 1.0  # (3, H, W)
+        return self._maybe_augment(index, (semantic, pixels, semantic[3:4].clone()))
 
 
 MANIFEST_COLUMNS = ("image", "mask", "condition")
@@ -467,18 +479,18 @@ class ManifestRow:
     skin_type: int | None
 
 
-def read_manifest(path: str | Path, conditions: Sequence[str]) -> list[ManifestRow]:
+def read_manifest(path: str | Path, conditions: Sequence[str] | None) -> list[ManifestRow]:
     """Parse and check a training manifest CSV.
 
     Columns: ``image``, ``mask`` (paths, relative to the CSV's folder or absolute),
-    ``condition`` (a code in ``conditions``) and optionally ``skin_type`` (Fitzpatrick
+    ``condition`` (a code in ``conditions``; any code when None) and optionally ``skin_type`` (Fitzpatrick
     1-6; ``2.0`` and blank accepted). Every problem is reported with its line number
     before any training starts.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"manifest {path} does not exist")
-    known = set(conditions)
+    known = set(conditions) if conditions is not None else None
     rows: list[ManifestRow] = []
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -489,8 +501,10 @@ def read_manifest(path: str | Path, conditions: Sequence[str]) -> list[ManifestR
         for line, raw in enumerate(reader, start=2):
             row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
             where = f"manifest {path} line {line}"
-            if row["condition"] not in known:
+            if known is not None and row["condition"] not in known:
                 raise ValueError(f"{where}: condition {row['condition']!r} is not one of {sorted(known)}")
+            if not row["condition"]:
+                raise ValueError(f"{where}: condition is empty")
             files = {}
             for col in ("image", "mask"):
                 if not row[col]:

@@ -180,3 +180,15 @@ def test_a_bad_manifest_is_refused_with_its_line(tmp_path, rows, header, message
     path = _write_manifest(tmp_path, rows, *([header] if header else []))
     with pytest.raises(ValueError, match=message):
         read_manifest(path, CONDITIONS)
+
+
+def test_the_taxonomy_matches_the_platform_condition_fixture_order():
+    import json
+    from pathlib import Path
+
+    from generator.data import TAXONOMY_CONDITIONS
+
+    rows = json.loads((Path(__file__).resolve().parent.parent / "fixtures" / "conditions.json").read_text())
+    by_index = sorted((r["fields"]["map_index"], r["fields"]["code"]) for r in rows)
+    assert tuple(code for _, code in by_index) == TAXONOMY_CONDITIONS
+    assert set(DEMO_CONDITIONS) <= set(TAXONOMY_CONDITIONS)
