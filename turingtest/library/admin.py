@@ -1,8 +1,50 @@
+"""Admin screens: the library, checkpoint upload, batch scheduling with preview and live progress, zip imports.
+
+The "add" pages of checkpoints, batches and imports are small custom views because
+each one calls a service (validation with the generator's loader, enqueue after
+commit, a preview render) instead of saving a ModelForm.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+import base64
+import json
 
-from turingtest.library.models import Condition, Image
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from turingtest.library import services
+from turingtest.library.forms import BatchScheduleForm, CheckpointUploadForm, ImportUploadForm, upload_to_temp
+from turingtest.library.models import (
+    Condition,
+    GenerationBatch,
+    GenerationChunk,
+    GeneratorCheckpoint,
+    Image,
+    ImportJob,
+)
+
+
+def _progress_bar(*, url: str, done: int, total: int, status: str) -> str:
+    # <progress> needs no inline style (the site's CSP forbids it); static/js/batch-progress.js polls ``url``.
+    return format_html(
+        '<progress class="library-progress" data-progress-url="{}" value="{}" max="{}"></progress> '
+        '<span class="library-progress-label" data-progress-label="{}">{} / {} · {}</span>',
+        url,
+        done,
+        max(total, 1),
+        url,
+        done,
+        total,
+        status,
+    )
+
+
+def _pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
 
 
 @admin.register(Condition)
@@ -14,7 +56,298 @@ class ConditionAdmin(admin.ModelAdmin):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "condition", "fitzpatrick", "width", "height", "created"]
+    list_display = ["id", "kind", "condition", "fitzpatrick", "width", "height", "batch", "created"]
     list_filter = ["kind", "condition", "fitzpatrick"]
     search_fields = ["public_token", "sha256", "patient_id"]
-    readonly_fields = ["public_token", "sha256", "width", "height", "provenance", "created"]
+    readonly_fields = [
+        "public_token",
+        "sha256",
+        "width",
+        "height",
+        "provenance",
+        "created",
+        "batch",
+        "batch_index",
+        "lesion_area_fraction",
+        "lesion_bbox",
+        "skin_rgb",
+        "ita_degrees",
+    ]
+    list_select_related = ["condition", "batch"]
+
+
+@admin.register(GeneratorCheckpoint)
+class GeneratorCheckpointAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "name",
+        "short_sha",
+        "image_size_display",
+        "conditions_display",
+        "size_bytes",
+        "created",
+    ]
+    readonly_fields = [
+        "name",
+        "sha256",
+        "size_bytes",
+        "file",
+        "config_display",
+        "metadata_display",
+        "created",
+    ]
+    exclude = ["config", "metadata"]
+
+    @admin.display(description="sha256")
+    def short_sha(self, obj: GeneratorCheckpoint) -> str:
+        return obj.sha256[:12]
+
+    @admin.display(description="render size")
+    def image_size_display(self, obj: GeneratorCheckpoint) -> int:
+        return obj.image_size
+
+    @admin.display(description="conditions")
+    def conditions_display(self, obj: GeneratorCheckpoint) -> str:
+        return ", ".join(obj.conditions)
+
+    @admin.display(description="config")
+    def config_display(self, obj: GeneratorCheckpoint) -> str:
+        return _pretty_json(obj.config)
+
+    @admin.display(description="metadata")
+    def metadata_display(self, obj: GeneratorCheckpoint) -> str:
+        return _pretty_json(obj.metadata)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = CheckpointUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            path = upload_to_temp(upload, ".pt")
+            try:
+                before = GeneratorCheckpoint.objects.count()
+                checkpoint = services.checkpoint_register(
+                    path=path, name=form.cleaned_data["name"] or upload.name.rsplit(".", 1)[0]
+                )
+            except services.LibraryError as exc:
+                form.add_error("file", f"Rejected: {exc}")
+            else:
+                if GeneratorCheckpoint.objects.count() == before:
+                    messages.warning(request, f"This file is already registered as “{checkpoint}”.")
+                else:
+                    messages.success(request, f"Checkpoint “{checkpoint}” validated and registered.")
+                return HttpResponseRedirect(
+                    reverse("admin:library_generatorcheckpoint_change", args=[checkpoint.pk])
+                )
+            finally:
+                if not hasattr(upload, "temporary_file_path"):
+                    path.unlink(missing_ok=True)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Upload a generator checkpoint",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/library/generatorcheckpoint/upload.html", context)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Read-only after upload: the sha256 in every synthetic image's provenance points here.
+        return False
+
+
+class GenerationChunkInline(admin.TabularInline):
+    model = GenerationChunk
+    extra = 0
+    can_delete = False
+    fields = ["number", "start", "stop", "status", "attempts", "started", "finished", "error", "task_id"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GenerationBatch)
+class GenerationBatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "checkpoint", "count", "seed", "status", "progress_bar", "priority", "created"]
+    list_filter = ["status", "checkpoint"]
+    list_select_related = ["checkpoint"]
+    readonly_fields = [
+        "checkpoint",
+        "count",
+        "seed",
+        "image_size",
+        "chunk_size",
+        "distribution_display",
+        "start_at",
+        "priority",
+        "status",
+        "progress_bar",
+        "error",
+        "created_by",
+        "created",
+        "started",
+        "finished",
+        "render_seconds",
+    ]
+    exclude = ["distribution", "n_done"]
+    inlines = [GenerationChunkInline]
+    actions = ["cancel_batches"]
+
+    class Media:
+        js = ["js/batch-progress.js"]
+        css = {"all": ["css/library-admin.css"]}
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: GenerationBatch) -> str:
+        return _progress_bar(
+            url=reverse("library-batch-progress", args=[obj.pk]),
+            done=obj.n_done,
+            total=obj.count,
+            status=obj.status,
+        )
+
+    @admin.display(description="spec distribution")
+    def distribution_display(self, obj: GenerationBatch) -> str:
+        return _pretty_json(obj.distribution)
+
+    @admin.action(description="Cancel selected batches (revokes chunks not yet started)")
+    def cancel_batches(self, request: HttpRequest, queryset) -> None:
+        n_batches = 0
+        for batch in queryset:
+            if services.batch_cancel(batch=batch) or batch.status == GenerationBatch.Status.CANCELLED:
+                n_batches += 1
+        self.message_user(request, f"Cancelled {n_batches} batch(es).")
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        """Schedule a batch: the first submit previews the first renders, the second commits."""
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = BatchScheduleForm(request.POST or None)
+        previews: list[str] = []
+        preview_error = ""
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            if request.POST.get("action") == "schedule":
+                try:
+                    batch = services.batch_schedule(
+                        checkpoint=data["checkpoint"],
+                        count=data["count"],
+                        seed=data["seed"],
+                        distribution=data["distribution"],
+                        chunk_size=data["chunk_size"],
+                        start_at=data["start_at"],
+                        priority=data["priority"],
+                        created_by=request.user,
+                    )
+                except services.LibraryError as exc:
+                    messages.error(request, f"Not scheduled: {exc}")
+                else:
+                    messages.success(
+                        request, f"Batch {batch.pk} scheduled: {batch.count} images ({batch.status})."
+                    )
+                    return HttpResponseRedirect(reverse("admin:library_generationbatch_changelist"))
+            try:
+                pngs = services.batch_preview(
+                    checkpoint=data["checkpoint"],
+                    distribution=data["distribution"],
+                    seed=data["seed"],
+                    n=min(4, data["count"]),
+                )
+                previews = ["data:image/png;base64," + base64.b64encode(png).decode() for png in pngs]
+            except Exception as exc:  # a preview failure must be shown, not a 500
+                preview_error = f"{type(exc).__name__}: {exc}"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Schedule a generation batch",
+            "form": form,
+            "previews": previews,
+            "preview_error": preview_error,
+        }
+        return TemplateResponse(request, "admin/library/generationbatch/schedule.html", context)
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "format",
+        "manifest_name",
+        "is_dry_run",
+        "status",
+        "progress_bar",
+        "n_imported",
+        "created",
+    ]
+    list_filter = ["status"]
+    readonly_fields = [
+        "format",
+        "archive",
+        "manifest_name",
+        "is_dry_run",
+        "status",
+        "progress_bar",
+        "n_rows",
+        "n_checked",
+        "n_imported",
+        "n_already",
+        "errors_display",
+        "error",
+        "created_by",
+        "created",
+        "finished",
+    ]
+    exclude = ["errors"]
+
+    class Media:
+        js = ["js/batch-progress.js"]
+        css = {"all": ["css/library-admin.css"]}
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: ImportJob) -> str:
+        return _progress_bar(
+            url=reverse("library-import-progress", args=[obj.pk]),
+            done=obj.n_checked,
+            total=obj.n_rows,
+            status=obj.status,
+        )
+
+    @admin.display(description="bad rows")
+    def errors_display(self, obj: ImportJob) -> str:
+        if not obj.errors:
+            return "none"
+        return format_html("<pre>{}</pre>", "\n".join(f"line {e['line']}: {e['reason']}" for e in obj.errors))
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                job = services.import_job_create(
+                    archive=data["archive"],
+                    format=data["format"],
+                    manifest_name=data["manifest_name"],
+                    dry_run=data["dry_run"],
+                    user=request.user,
+                )
+            except services.LibraryError as exc:
+                messages.error(request, f"Not started: {exc}")
+            else:
+                messages.success(request, f"Import {job.pk} started ({job.status}).")
+                return HttpResponseRedirect(reverse("admin:library_importjob_change", args=[job.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import images from a zip",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/library/importjob/upload.html", context)

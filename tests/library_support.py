@@ -1,0 +1,35 @@
+"""Helpers for the library tests: tiny real checkpoints (not the demo one) and the taxonomy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from generator import checkpoint as ckpt_lib
+from generator.config import GeneratorConfig
+from generator.networks import build_generator
+
+TINY_CONDITIONS = ("MEL", "NEV", "SEK", "BCC")
+
+
+def tiny_checkpoint(path: Path, *, size: int = 32, ngf: int = 8, num_downs: int = 5, seed: int = 0) -> Path:
+    """A randomly initialised generator saved as a real checkpoint: fast to render, real code path."""
+    config = GeneratorConfig(conditions=TINY_CONDITIONS, image_size=size, ngf=ngf, num_downs=num_downs)
+    torch.manual_seed(seed)
+    model = build_generator(config)
+    ckpt_lib.save(path, model=model, config=config, metadata={"training": {"note": "untrained test network"}})
+    return path
+
+
+def distribution(**overrides) -> dict:
+    base = {
+        "condition_weights": {"MEL": 1.0, "NEV": 1.0, "SEK": 1.0},
+        "area_fraction_range": [0.02, 0.1],
+        "location": "anywhere",
+        "lesions_per_image": [1, 2],
+        "fitzpatrick_weights": {"1": 1.0, "3": 1.0, "6": 1.0},
+        "skin_rgbs": None,
+    }
+    base.update(overrides)
+    return base

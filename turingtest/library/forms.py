@@ -1,0 +1,168 @@
+"""Admin forms: checkpoint upload, batch scheduling (with preview), zip import.
+
+Forms only parse and validate input; the services do the work (STYLE 7).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+
+from turingtest.library.models import GeneratorCheckpoint
+from turingtest.library.services import DEFAULT_CHUNK_SIZE, IMPORT_FORMATS
+
+
+def parse_weights(text: str, *, key_type: type = str, field: str = "weights") -> dict[Any, float]:
+    """``"MEL=2, NEV=1"`` → ``{"MEL": 2.0, "NEV": 1.0}``; a bare ``"MEL, NEV"`` weighs each 1."""
+    weights: dict[Any, float] = {}
+    for part in re.split(r"[,;\s]+", text.strip()):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        try:
+            weights[key_type(key.strip())] = float(value) if value else 1.0
+        except ValueError:
+            raise forms.ValidationError(f"{field}: cannot read {part!r} (use CODE=weight, …)") from None
+    return weights
+
+
+def parse_numbers(text: str, n: int, *, field: str, cast: type = float) -> tuple:
+    parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p]
+    try:
+        values = tuple(cast(p) for p in parts)
+    except ValueError:
+        raise forms.ValidationError(f"{field}: {text!r} is not {n} numbers") from None
+    if len(values) != n:
+        raise forms.ValidationError(f"{field}: expected {n} numbers, got {len(values)}")
+    return values
+
+
+def parse_colours(text: str) -> list[tuple[int, int, int]] | None:
+    colours = []
+    for part in re.split(r"[;\n]+", text.strip()):
+        if part.strip():
+            colours.append(parse_numbers(part, 3, field="skin colours", cast=int))
+    return colours or None
+
+
+def distribution_from_options(
+    *,
+    conditions: str,
+    default_conditions: list[str],
+    area_range: str = "0.01,0.08",
+    location: str = "anywhere",
+    lesions: str = "1,1",
+    fitzpatrick: str = "",
+    skin_rgbs: str = "",
+) -> dict[str, Any]:
+    """Build a ``SpecDistribution`` dict from the text options shared by the admin and the CLI."""
+    condition_weights = parse_weights(conditions, field="conditions") if conditions.strip() else {}
+    if not condition_weights:
+        condition_weights = {code: 1.0 for code in default_conditions}
+    location_value: Any = location.strip() or "anywhere"
+    if location_value not in ("anywhere", "centre", "center"):
+        location_value = list(parse_numbers(location_value, 4, field="location box"))
+    elif location_value == "center":
+        location_value = "centre"
+    return {
+        "condition_weights": condition_weights,
+        "area_fraction_range": list(parse_numbers(area_range, 2, field="lesion area range")),
+        "location": location_value,
+        "lesions_per_image": list(parse_numbers(lesions, 2, field="lesions per image", cast=int)),
+        "fitzpatrick_weights": (
+            {str(k): v for k, v in parse_weights(fitzpatrick, key_type=int, field="Fitzpatrick mix").items()}
+            if fitzpatrick.strip()
+            else None
+        ),
+        "skin_rgbs": [list(c) for c in parse_colours(skin_rgbs)] if skin_rgbs.strip() else None,
+    }
+
+
+def upload_to_temp(upload: UploadedFile, suffix: str) -> Path:
+    """A local path for an upload (large uploads already are temp files; small ones are copied)."""
+    path = getattr(upload, "temporary_file_path", None)
+    if path is not None:
+        return Path(path())
+    tmp = Path(tempfile.gettempdir()) / f"dermgan-upload-{secrets.token_hex(8)}{suffix}"
+    with open(tmp, "wb") as fh:
+        for chunk in upload.chunks():
+            fh.write(chunk)
+    return tmp
+
+
+class CheckpointUploadForm(forms.Form):
+    name = forms.CharField(max_length=120, required=False, help_text="Defaults to the file name.")
+    file = forms.FileField(help_text="A DermGAN checkpoint (.pt) written by generator.checkpoint.save.")
+
+
+class BatchScheduleForm(forms.Form):
+    checkpoint = forms.ModelChoiceField(queryset=GeneratorCheckpoint.objects.all())
+    count = forms.IntegerField(min_value=1, max_value=100_000, initial=64)
+    seed = forms.IntegerField(min_value=0, max_value=2**62, help_text="Same seed, same images.")
+    chunk_size = forms.IntegerField(min_value=1, max_value=1024, initial=DEFAULT_CHUNK_SIZE)
+    conditions = forms.CharField(
+        required=False,
+        help_text="Condition weights, e.g. 'MEL=2, NEV=1, SEK=1'. Blank: every condition of the checkpoint, equally.",
+    )
+    area_range = forms.CharField(
+        initial="0.01, 0.08", help_text="Lesion area as a fraction of the image: low, high."
+    )
+    location = forms.CharField(
+        initial="anywhere",
+        help_text="'anywhere', 'centre', or a box 'x0, y0, x1, y1' (fractions) for lesion centres.",
+    )
+    lesions = forms.CharField(initial="1, 1", help_text="Lesions per image: min, max.")
+    fitzpatrick = forms.CharField(
+        required=False,
+        initial="1=1, 2=1, 3=1, 4=1, 5=1, 6=1",
+        help_text="Fitzpatrick mix, e.g. '1=1, 2=1, 5=2'. Leave blank to use explicit colours below.",
+    )
+    skin_rgbs = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Explicit skin colours 'r, g, b', one per line (instead of a Fitzpatrick mix).",
+    )
+    start_at = forms.DateTimeField(required=False, help_text="Optional: do not start before (UTC).")
+    priority = forms.IntegerField(min_value=0, max_value=9, initial=0)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["seed"].initial = secrets.randbelow(2**31)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        checkpoint = data.get("checkpoint")
+        if checkpoint is None or self.errors:
+            return data
+        data["distribution"] = distribution_from_options(
+            conditions=data.get("conditions", ""),
+            default_conditions=checkpoint.conditions,
+            area_range=data.get("area_range", ""),
+            location=data.get("location", ""),
+            lesions=data.get("lesions", ""),
+            fitzpatrick=data.get("fitzpatrick", "") if not data.get("skin_rgbs", "").strip() else "",
+            skin_rgbs=data.get("skin_rgbs", ""),
+        )
+        from turingtest.library.services import LibraryError, distribution_validate
+
+        try:
+            distribution_validate(checkpoint=checkpoint, distribution=data["distribution"])
+        except LibraryError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+class ImportUploadForm(forms.Form):
+    archive = forms.FileField(help_text="A .zip holding the images and one manifest CSV.")
+    format = forms.ChoiceField(choices=[(f, f) for f in IMPORT_FORMATS], initial="auto")
+    manifest_name = forms.CharField(
+        required=False, help_text="The manifest's file name inside the zip, when it holds several CSV files."
+    )
+    dry_run = forms.BooleanField(required=False, help_text="Validate only; import nothing.")

@@ -1,0 +1,124 @@
+"""``python manage.py schedule_batch --checkpoint PATH_OR_ID --count N --seed S [--wait]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.forms import ValidationError
+from django.utils.dateparse import parse_datetime
+
+from turingtest.library import services
+from turingtest.library.forms import distribution_from_options
+from turingtest.library.models import GenerationBatch, GeneratorCheckpoint
+
+
+class Command(BaseCommand):
+    help = (
+        "Schedule a DermGAN generation batch. A checkpoint path is registered first (validated by the "
+        "generator's loader). Without a broker (the embedded default) the batch renders right here; "
+        "with one, workers on queue 'gpu' render it and --wait shows a progress bar until it is done. "
+        "The last line is 'batch <id> <status> <done>/<count>'."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--checkpoint", required=True, help="A checkpoint file path or a GeneratorCheckpoint id."
+        )
+        parser.add_argument("--count", type=int, required=True)
+        parser.add_argument("--seed", type=int, required=True)
+        parser.add_argument("--name", default="", help="Name for a newly registered checkpoint.")
+        parser.add_argument(
+            "--conditions", default="", help="Condition weights 'MEL=2,NEV=1' (default: all, equally)."
+        )
+        parser.add_argument(
+            "--area-range", default="0.01,0.08", help="Lesion area fraction range 'low,high'."
+        )
+        parser.add_argument("--location", default="anywhere", help="anywhere | centre | 'x0,y0,x1,y1'.")
+        parser.add_argument("--lesions", default="1,1", help="Lesions per image 'min,max'.")
+        parser.add_argument(
+            "--fitzpatrick", default="", help="Skin type mix '1=1,2=1,...' (default: uniform)."
+        )
+        parser.add_argument("--skin-rgb", default="", help="Explicit skin colours 'r,g,b;r,g,b' instead.")
+        parser.add_argument("--chunk-size", type=int, default=services.DEFAULT_CHUNK_SIZE)
+        parser.add_argument("--priority", type=int, default=0, help="0–9.")
+        parser.add_argument("--start-at", default="", help="ISO date-time: do not start before.")
+        parser.add_argument("--wait", action="store_true", help="Show progress until the batch finishes.")
+        parser.add_argument(
+            "--timeout", type=float, default=None, help="With --wait: give up after N seconds."
+        )
+
+    def _checkpoint(self, value: str, name: str) -> GeneratorCheckpoint:
+        if value.isdigit() and not Path(value).exists():
+            try:
+                return GeneratorCheckpoint.objects.get(pk=int(value))
+            except GeneratorCheckpoint.DoesNotExist:
+                raise CommandError(f"no checkpoint with id {value}") from None
+        try:
+            checkpoint = services.checkpoint_register(path=value, name=name)
+        except services.LibraryError as exc:
+            raise CommandError(f"checkpoint rejected: {exc}") from None
+        self.stdout.write(f"checkpoint {checkpoint.pk} {checkpoint.sha256[:12]} ({checkpoint.name})")
+        return checkpoint
+
+    def handle(self, *args, **options) -> None:
+        checkpoint = self._checkpoint(options["checkpoint"], options["name"])
+        start_at = None
+        if options["start_at"]:
+            start_at = parse_datetime(options["start_at"])
+            if start_at is None:
+                raise CommandError(f"--start-at {options['start_at']!r} is not an ISO date-time")
+        try:
+            distribution = distribution_from_options(
+                conditions=options["conditions"],
+                default_conditions=checkpoint.conditions,
+                area_range=options["area_range"],
+                location=options["location"],
+                lesions=options["lesions"],
+                fitzpatrick="" if options["skin_rgb"] else (options["fitzpatrick"] or "1,2,3,4,5,6"),
+                skin_rgbs=options["skin_rgb"].replace(";", "\n"),
+            )
+            batch = services.batch_schedule(
+                checkpoint=checkpoint,
+                count=options["count"],
+                seed=options["seed"],
+                distribution=distribution,
+                chunk_size=options["chunk_size"],
+                start_at=start_at,
+                priority=options["priority"],
+            )
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
+        except services.LibraryError as exc:
+            raise CommandError(str(exc)) from None
+        from turingtest.celery import app
+
+        if options["wait"] and not batch.is_finished and not app.conf.task_always_eager:
+            batch = self._wait(batch, options["timeout"], options["verbosity"])
+        if batch.status == GenerationBatch.Status.FAILED:
+            self.stderr.write(f"batch {batch.pk} failed: {batch.error}")
+        self.stdout.write(f"batch {batch.pk} {batch.status} {batch.n_done}/{batch.count}")
+        if batch.status == GenerationBatch.Status.FAILED:
+            raise CommandError(f"batch {batch.pk} failed")
+
+    def _wait(self, batch: GenerationBatch, timeout: float | None, verbosity: int) -> GenerationBatch:
+        from tqdm import tqdm
+
+        with tqdm(
+            total=batch.count,
+            unit="img",
+            desc=f"batch {batch.pk}",
+            disable=verbosity < 1,
+            file=self.stderr._out,
+        ) as bar:
+
+            def show(b: GenerationBatch) -> None:
+                bar.update(b.n_done - bar.n)
+                bar.set_postfix_str(b.status)
+
+            batch = services.batch_wait(batch=batch, timeout=timeout, on_progress=show)
+        if not batch.is_finished:
+            raise CommandError(
+                f"batch {batch.pk} still {batch.status} after {timeout}s ({batch.n_done}/{batch.count})"
+            )
+        return batch
