@@ -573,8 +573,9 @@ def _long_study(seed: int = 0, n_raters: int = 7, n_images: int = 11, missing: f
     return r, i, y
 
 
-def test_the_vectorized_two_way_bootstrap_equals_the_generic_one_for_the_same_seed():
-    r, i, y = _long_study()
+@pytest.mark.parametrize("missing", [0.0, 0.2])  # fully crossed and incomplete designs
+def test_the_vectorized_two_way_bootstrap_equals_the_generic_one_for_the_same_seed(missing):
+    r, i, y = _long_study(missing=missing)
     generic = stats.bootstrap_two_way(r, i, lambda w: float(np.sum(w * y) / np.sum(w)), n_boot=300, seed=5)
     fast = stats.bootstrap_two_way_mean(r, i, y, n_boot=300, seed=5, block=64)
     assert fast.estimate == pytest.approx(generic.estimate, abs=1e-12)
@@ -605,8 +606,9 @@ def test_resampling_both_raters_and_images_is_wider_than_ignoring_the_rater_effe
     assert (res.ci_high - res.ci_low) > 1.5 * (high - low)
 
 
-def test_the_sparse_path_gives_the_same_interval_as_the_dense_path(monkeypatch):
-    r, i, y = _long_study(4, n_raters=9, n_images=13)
+@pytest.mark.parametrize("missing", [0.0, 0.2])
+def test_the_sparse_path_gives_the_same_interval_as_the_dense_path(monkeypatch, missing):
+    r, i, y = _long_study(4, n_raters=9, n_images=13, missing=missing)
     dense = stats.bootstrap_two_way_mean(r, i, y, n_boot=150, seed=3)
     monkeypatch.setattr(stats, "_DENSE_CELLS", 0)
     sparse = stats.bootstrap_two_way_mean(r, i, y, n_boot=150, seed=3)

@@ -575,12 +575,14 @@ def _detection(
     )
 
 
-def _bin_labels(values: np.ndarray, edges: tuple[float, ...], labels: tuple[str, ...]) -> np.ndarray:
-    out = np.full(values.shape, "unknown", dtype=object)
+def _bin_codes(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    """Bin index of each value (``len(edges)`` for unknown/NaN); bins are [edge_k, edge_k+1)."""
+    codes = np.full(values.shape, len(edges), dtype=np.int64)
     known = np.isfinite(values)
-    idx = np.clip(np.searchsorted(np.asarray(edges), values[known], side="right") - 1, 0, len(labels) - 1)
-    out[known] = np.asarray(labels, dtype=object)[idx]
-    return out
+    codes[known] = np.clip(
+        np.searchsorted(np.asarray(edges), values[known], side="right") - 1, 0, len(edges) - 1
+    )
+    return codes
 
 
 def _kappa_summary(kappa: np.ndarray) -> KappaSummary:
@@ -723,35 +725,39 @@ def build_from_rows(
     )
 
     # ---- breakdowns
-    def groups(labels: np.ndarray, order_labels: list[str], name: str) -> tuple[GroupDetection, ...]:
+    def groups(codes: np.ndarray, labels: list[str], name: str) -> tuple[GroupDetection, ...]:
+        """Detection per group; ``codes`` index ``labels`` (one sort, then slices)."""
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
         out = []
-        for g in order_labels:
-            sel = labels == g
-            if sel.any():
+        for k, label in enumerate(labels):
+            sel = order[bounds[k] : bounds[k + 1]]
+            if sel.size:
                 det = _detection(
-                    f_says[sel], f_truth[sel], f_signed[sel], f"{name} {g}", rater_warnings, confidence
+                    f_says[sel], f_truth[sel], f_signed[sel], f"{name} {label}", rater_warnings, confidence
                 )
-                out.append(GroupDetection(str(g), det))
+                out.append(GroupDetection(label, det))
         return tuple(out)
 
-    cond_codes = np.array([conditions.get(int(c), (str(c), ""))[0] for c in img_cond], dtype=object)
-    f_cond_code = cond_codes[f_img] if f_img.size else np.empty(0, dtype=object)
-    cond_order = [conditions[k][0] for k in sorted(conditions, key=lambda k: conditions[k][0])]
-    fitz_labels = np.array(["unknown", *FITZPATRICK_LABELS], dtype=object)
-    f_fitz = img_fitz[f_img]
-    f_fitz_label = fitz_labels[np.where(np.isfinite(f_fitz), f_fitz, 0).astype(int)]
-    f_lesion_label = _bin_labels(img_lesion[f_img], LESION_EDGES, LESION_LABELS)
-    rater_role = np.array([profile(u)[1] for u in rater_ids], dtype=object)
-    rater_years = np.array([profile(u)[2] for u in rater_ids], dtype=np.float64)
-    f_role = rater_role[f_rater] if n_raters else np.empty(0, dtype=object)
-    f_exp = _bin_labels(rater_years[f_rater], EXPERIENCE_EDGES, EXPERIENCE_LABELS) if n_raters else f_role
-    role_order = [c for c in RaterProfile.Role.values]
+    # Group codes are computed per image or per rater, then gathered per judgment.
+    cond_order = sorted({conditions.get(int(c), (str(c), ""))[0] for c in img_cond.tolist()})
+    img_cond_code = np.array(
+        [cond_order.index(conditions.get(int(c), (str(c), ""))[0]) for c in img_cond.tolist()], dtype=np.int64
+    )
+    img_fitz_code = np.where(np.isfinite(img_fitz), np.nan_to_num(img_fitz, nan=7.0) - 1, 6).astype(np.int64)
+    img_lesion_code = _bin_codes(img_lesion, LESION_EDGES)
+    rater_role = [profile(u)[1] for u in rater_ids]
+    role_order = [*RaterProfile.Role.values, *sorted(set(rater_role) - set(RaterProfile.Role.values))]
+    rater_role_code = np.array([role_order.index(r) for r in rater_role], dtype=np.int64)
+    rater_exp_code = _bin_codes(
+        np.array([profile(u)[2] for u in rater_ids], dtype=np.float64), EXPERIENCE_EDGES
+    )
     breakdowns = Breakdowns(
-        condition=groups(f_cond_code, cond_order, "condition"),
-        fitzpatrick=groups(f_fitz_label, [*FITZPATRICK_LABELS, "unknown"], "skin type"),
-        lesion_size=groups(f_lesion_label, [*LESION_LABELS, "unknown"], "lesion size"),
-        role=groups(f_role, [*role_order, *sorted(set(f_role.tolist()) - set(role_order))], "role"),
-        experience=groups(f_exp, [*EXPERIENCE_LABELS, "unknown"], "experience"),
+        condition=groups(img_cond_code[f_img], cond_order, "condition"),
+        fitzpatrick=groups(img_fitz_code[f_img], [*FITZPATRICK_LABELS, "unknown"], "skin type"),
+        lesion_size=groups(img_lesion_code[f_img], [*LESION_LABELS, "unknown"], "lesion size"),
+        role=groups(rater_role_code[f_rater], role_order, "role"),
+        experience=groups(rater_exp_code[f_rater], [*EXPERIENCE_LABELS, "unknown"], "experience"),
     )
 
     # ---- response times
@@ -839,8 +845,9 @@ def _agreement_stats(
     img_codes, img_idx = np.unique(image, return_inverse=True)
     n_img = int(img_codes.size)
     n_r = int(np.unique(rater).size)
-    counts = np.zeros((n_img, n_categories), dtype=np.int64)
-    np.add.at(counts, (img_idx, values), 1)
+    counts = np.bincount(img_idx * n_categories + values, minlength=n_img * n_categories).reshape(
+        n_img, n_categories
+    )
     per_image = counts.sum(axis=1)
     ratings, freq = np.unique(per_image, return_counts=True)
     candidates = ratings >= 2
@@ -1004,19 +1011,19 @@ def _diagnosis(
                 majority = int((table[:, hit].ravel() == table.max(axis=1)).sum())
         embodiment.append(Embodiment(code, n_images, int(sel.sum()), rate, majority))
 
-    codes = sorted(
-        {conditions.get(int(c), (str(c), ""))[0] for c in np.concatenate([img_cond, f_diag[answered]])}
-    )
-    label_of = {pk: v[0] for pk, v in conditions.items()}
-    index = {code: i for i, code in enumerate(codes)}
+    # Condition ids → positions in the sorted label list, through a small lookup array.
+    ids = np.unique(np.concatenate([img_cond.astype(np.float64), f_diag[answered]])).astype(np.int64)
+    label_of = {int(pk): conditions.get(int(pk), (str(pk), ""))[0] for pk in ids}
+    codes = sorted(set(label_of.values()))
     k = len(codes)
+    id_to_index = np.array([codes.index(label_of[int(pk)]) for pk in ids], dtype=np.int64)
     confusion = {True: np.zeros((k, k), dtype=np.int64), False: np.zeros((k, k), dtype=np.int64)}
     if answered.any():
-        t = np.array([index[label_of.get(int(c), str(c))] for c in truth_cond[answered]])
-        d = np.array([index[label_of.get(int(c), str(c))] for c in f_diag[answered]])
+        t = id_to_index[np.searchsorted(ids, truth_cond[answered])]
+        d = id_to_index[np.searchsorted(ids, f_diag[answered].astype(np.int64))]
         s = syn[answered]
-        np.add.at(confusion[True], (t[s], d[s]), 1)
-        np.add.at(confusion[False], (t[~s], d[~s]), 1)
+        for kind, sel in ((True, s), (False, ~s)):
+            confusion[kind] += np.bincount(t[sel] * k + d[sel], minlength=k * k).reshape(k, k)
     else:
         w.add("diagnosis: no diagnosis answers")
     return DiagnosisSection(
