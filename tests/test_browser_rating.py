@@ -340,8 +340,8 @@ def test_a_rater_joins_does_the_tutorial_and_rates_a_study_with_the_keyboard_onl
     desktop.close()
 
 
-def logged_in_page(browser, live_server, user, **context_options):
-    """A page whose browser holds ``user``'s session cookie (made server-side: faster than the form)."""
+def session_cookie(live_server, user) -> dict:
+    """A logged-in session for ``user`` made server-side (faster than the login form), as a cookie."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
@@ -350,8 +350,12 @@ def logged_in_page(browser, live_server, user, **context_options):
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
+    return {"name": "sessionid", "value": session.session_key, "url": live_server.url}
+
+
+def logged_in_page(browser, live_server, user, **context_options):
     context = browser.new_context(viewport=DESKTOP, **context_options)
-    context.add_cookies([{"name": "sessionid", "value": session.session_key, "url": live_server.url}])
+    context.add_cookies([session_cookie(live_server, user)])
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.on("pageerror", lambda e: print("PAGEERROR", e))
@@ -395,6 +399,23 @@ def test_the_image_hides_after_the_exposure_limit_and_a_closed_study_stops_the_p
     first = Judgment.objects.get(presentation=items[0])
     assert first.says_synthetic is True and first.diagnosis is None and first.response_ms > 0
 
+    # The session ends before the answer is sent: it is kept, and sent once the rater is back.
+    from django.contrib.sessions.models import Session
+
+    Session.objects.all().delete()
+    page.keyboard.press("r")
+    page.keyboard.press("Enter")
+    page.locator("#view-error").wait_for(state="visible")
+    assert page.locator("#error-heading").inner_text() == "Please log in again"
+    assert page.get_attribute("#error-action", "href") == f"/accounts/login/?next=%2Frate%2F{study.pk}%2F"
+    assert json.loads(page.evaluate(f"localStorage.getItem('dermgan.pending.{study.pk}')"))["token"] == (
+        items[1].public_token
+    )
+    context.add_cookies([session_cookie(live_server, rater)])
+    page.goto(f"{live_server.url}/rate/{study.pk}/")
+    wait_shown(page, items[2].public_token)
+    assert Judgment.objects.get(presentation=items[1]).says_synthetic is False
+
     # The study closes while the rater works: the next answer gets a clear message, not a retry loop.
     services.study_close(study=study)
     page.keyboard.press("r")
@@ -402,7 +423,7 @@ def test_the_image_hides_after_the_exposure_limit_and_a_closed_study_stops_the_p
     page.locator("#view-error").wait_for(state="visible")
     assert page.locator("#error-heading").inner_text() == "This study is closed"
     assert page.evaluate(f"localStorage.getItem('dermgan.pending.{study.pk}')") is None
-    assert judgments(assignment) == 1
+    assert judgments(assignment) == 2
     context.close()
 
 

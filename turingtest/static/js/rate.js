@@ -27,6 +27,7 @@
     stateUrl: root.dataset.stateUrl,
     answersUrl: root.dataset.answersUrl,
     csrf: root.dataset.csrf || "",
+    loginUrl: root.dataset.loginUrl || "/accounts/login/",
   };
   const PENDING_KEY = "dermgan.pending." + cfg.studyId;
   const UNSURE = { code: "unsure", name: "Unsure" };
@@ -73,6 +74,7 @@
     scoreList: $("score-list"),
     errorHeading: $("error-heading"),
     errorText: $("error-text"),
+    errorAction: $("error-action"),
     keysHelp: $("keys-help"),
     keysNote: $("keys-note"),
   };
@@ -198,10 +200,18 @@
     ui.views.loading.setAttribute("aria-busy", String(name === "loading"));
   }
 
-  function fail(title, text) {
+  /** The error view; ``needsLogin`` turns its link into "log in and come back here". */
+  function fail(title, text, needsLogin) {
     clearExposure();
     ui.errorHeading.textContent = title;
     ui.errorText.textContent = text;
+    if (needsLogin) {
+      ui.errorAction.textContent = "Log in again";
+      ui.errorAction.href = cfg.loginUrl + "?next=" + encodeURIComponent(window.location.pathname);
+    } else {
+      ui.errorAction.textContent = "Reload the page";
+      ui.errorAction.href = window.location.pathname;
+    }
     show("error");
     ui.errorHeading.focus();
   }
@@ -342,7 +352,7 @@
       const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempt);
       ui.imageWait.textContent = "The image did not load; trying again in " + Math.ceil(delay / 1000) + " s…";
       window.setTimeout(() => {
-        if (current && current.token === token) loadImage(item, attempt + 1);
+        if (current && current.token === token) retryImage(item, attempt + 1);
       }, delay);
     };
     if (attempt) img.removeAttribute("src"); // the same URL again would not fire a new load
@@ -362,6 +372,24 @@
     }
     ui.commentInput.value = answer.comment || "";
     setStatus("Your previous answer is filled in: change it and press Enter, or press B to go back.");
+  }
+
+  /** After a failed image load, ask the server first: the item may have been answered in another tab. */
+  async function retryImage(item, attempt) {
+    if (current && current.editing) {
+      loadImage(item, attempt);
+      return;
+    }
+    const { status, data } = await requestWithRetry("GET", cfg.stateUrl, undefined, "loading");
+    if (!current || current.token !== item.token) return;
+    if (status === 200 && data && data.item && data.item.token === item.token) {
+      state = data;
+      loadImage(item, attempt);
+    } else if (status === 200 && data) {
+      render(data);
+    } else {
+      await loadState();
+    }
   }
 
   function startExposure(token) {
@@ -547,6 +575,16 @@
       else await loadState();
       return;
     }
+    if (status === 401 || status === 403) {
+      // Not refused for what it says but for who sends it (session ended, consent missing):
+      // the answer stays stored and is sent when the rater comes back logged in.
+      fail(
+        "Please log in again",
+        ((data && data.detail) || "Your session has ended.") + " Your last answer is kept and will be sent when you return.",
+        true
+      );
+      return;
+    }
     // Refused: this answer can never be recorded as it is, so it is not kept.
     storage.clear();
     if (status === 400) {
@@ -565,10 +603,6 @@
     }
     if (status === 410) {
       fail("This study is closed", "No more answers can be given. Thank you for taking part.");
-      return;
-    }
-    if (status === 401 || status === 403) {
-      fail("Please log in again", (data && data.detail) || "Your session has ended or this study is not yours.");
       return;
     }
     fail("Could not save the answer", (data && data.detail) || "The server answered " + status + ".");
@@ -597,7 +631,7 @@
       return;
     }
     if (status === 401 || status === 403) {
-      fail("Please log in", (data && data.detail) || "This study is not open to you.");
+      fail("Please log in", (data && data.detail) || "This study is not open to you.", true);
       return;
     }
     fail("Could not load the study", (data && data.detail) || "The server answered " + status + ".");
