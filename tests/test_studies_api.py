@@ -10,7 +10,7 @@ from django.test import Client
 
 from tests.factories import RaterFactory, open_study, rater_for
 from turingtest.studies import services
-from turingtest.studies.models import Judgment, Presentation, TutorialAnswer
+from turingtest.studies.models import Assignment, Judgment, Presentation, TutorialAnswer
 
 pytestmark = pytest.mark.django_db
 
@@ -226,6 +226,9 @@ def test_finishing_shows_the_score_only_when_the_study_allows_it():
         assert s["finished"] is True and s["next_image_url"] is None
         assert s["progress"] == {"done": 2, "total": 2}
         assert s["score"] == ({"n_correct": 1, "n_answered": 2, "accuracy": 0.5} if show else None)
+        a = Assignment.objects.get(study=study, rater=rater)
+        assert (a.n_done, a.n_items) == (2, 2)
+        assert a.started_at is not None and a.finished_at is not None and a.finished_at >= a.started_at
 
 
 def test_images_are_served_only_for_the_current_and_next_item():

@@ -135,6 +135,12 @@ class Assignment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Progress counters, kept in the same transaction as each answer, so the rating page's
+    # state needs no COUNT over the rater's presentations (constant work per answer).
+    n_items = models.PositiveIntegerField(default=0, help_text="Study presentations (repeats included).")
+    n_done = models.PositiveIntegerField(default=0)
+    n_tutorial = models.PositiveIntegerField(default=0)
+    n_tutorial_done = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "rater"], name="assignment_unique_rater")]

@@ -19,7 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -322,7 +323,10 @@ def assignment_create(*, study: Study, rater: AbstractBaseUser, seed: int | None
     tutorial = [pk for pk, _, _, tut in rows if tut]
     seed = new_seed() if seed is None else seed
     slots = protocol.plan_sequence(items=items, tutorial=tutorial, config=config, seed=seed)
-    assignment = Assignment.objects.create(study=study, rater=rater, seed=seed)
+    n_tutorial = sum(s.is_tutorial for s in slots)
+    assignment = Assignment.objects.create(
+        study=study, rater=rater, seed=seed, n_tutorial=n_tutorial, n_items=len(slots) - n_tutorial
+    )
     firsts = [
         Presentation(assignment=assignment, item_id=s.item_id, position=p, is_tutorial=s.is_tutorial)
         for p, s in enumerate(slots)
@@ -364,29 +368,33 @@ def _image_url(token: str) -> str:
     return reverse("rate-image", args=[token])
 
 
-def _upcoming(assignment: Assignment) -> list[dict]:
+def _upcoming(assignment: Assignment, n: int = 2) -> list[dict]:
+    """The rater's next ``n`` unanswered presentations (an index range scan, whatever the pool size)."""
     return list(
         assignment.presentations.filter(answered_at__isnull=True)
         .order_by("position")
-        .values("pk", "public_token", "position", "is_tutorial", "shown_at")[:2]
+        .values("pk", "public_token", "position", "is_tutorial", "shown_at")[:n]
     )
 
 
-def assignment_state(*, assignment: Assignment) -> dict:
+def assignment_state(*, assignment: Assignment, upcoming: list[dict] | None = None) -> dict:
     """What the rating page needs now: study questions, progress, the current and next item.
 
-    A constant number of queries whatever the pool size (tested). Marks the current
-    item's server ``shown_at`` the first time it is returned.
+    A constant number of queries whatever the pool size (tested): progress comes from
+    the assignment's counters, the items from one index scan (skipped when the caller
+    already knows ``upcoming``). Marks the current item's server ``shown_at`` the first
+    time it is returned.
     """
     study = assignment.study
     config = protocol.config_with_defaults(study.config)
-    counts = assignment.presentations.aggregate(
-        total=Count("pk", filter=Q(is_tutorial=False)),
-        done=Count("pk", filter=Q(is_tutorial=False, answered_at__isnull=False)),
-        tutorial_total=Count("pk", filter=Q(is_tutorial=True)),
-        tutorial_done=Count("pk", filter=Q(is_tutorial=True, answered_at__isnull=False)),
-    )
-    upcoming = _upcoming(assignment)
+    counts = {
+        "total": assignment.n_items,
+        "done": assignment.n_done,
+        "tutorial_total": assignment.n_tutorial,
+        "tutorial_done": assignment.n_tutorial_done,
+    }
+    if upcoming is None:
+        upcoming = _upcoming(assignment)
     item = None
     next_image_url = None
     if upcoming:
@@ -510,11 +518,16 @@ def _feedback(presentation: Presentation, says_synthetic: bool) -> dict:
     return {"correct": truth_synthetic == says_synthetic, "truth": "synthetic" if truth_synthetic else "real"}
 
 
-def _body(presentation: Presentation, assignment: Assignment, says_synthetic: bool) -> dict:
+def _body(
+    presentation: Presentation,
+    assignment: Assignment,
+    says_synthetic: bool,
+    upcoming: list[dict] | None = None,
+) -> dict:
     body: dict[str, Any] = {"recorded": True}
     if presentation.is_tutorial:
         body["feedback"] = _feedback(presentation, says_synthetic)
-    body["state"] = assignment_state(assignment=assignment)
+    body["state"] = assignment_state(assignment=assignment, upcoming=upcoming)
     return body
 
 
@@ -551,7 +564,7 @@ def judgment_record(
         if p.answered_at is not None:
             return _answered_again(p, assignment, answer, client_key, config)
         _validate_answer(answer, config)
-        upcoming = _upcoming(assignment)
+        upcoming = _upcoming(assignment, 3)  # current, and the two after it for the next state
         if upcoming[0]["pk"] != p.pk:
             raise RatingError(409, "out_of_order", "This is not your current item; reload to continue.")
         now = timezone.now()
@@ -573,11 +586,16 @@ def judgment_record(
             raise RatingError(
                 409, "key_reused", "This client_key was already used for another answer."
             ) from None
+        counter = "n_tutorial_done" if p.is_tutorial else "n_done"
+        progress: dict[str, Any] = {
+            counter: F(counter) + 1,
+            "started_at": Coalesce(F("started_at"), Value(now)),
+        }
         if len(upcoming) == 1:
-            Assignment.objects.filter(pk=assignment.pk).update(finished_at=now)
-        if assignment.started_at is None:
-            Assignment.objects.filter(pk=assignment.pk, started_at__isnull=True).update(started_at=now)
-        return 201, _body(p, assignment, answer.says_synthetic)
+            progress["finished_at"] = now
+        Assignment.objects.filter(pk=assignment.pk).update(**progress)
+        setattr(assignment, counter, getattr(assignment, counter) + 1)
+        return 201, _body(p, assignment, answer.says_synthetic, upcoming=upcoming[1:])
 
 
 def _judgment_fields(answer: Answer, config: dict) -> dict:
