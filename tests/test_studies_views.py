@@ -280,3 +280,18 @@ def test_a_researcher_creates_edits_opens_and_copies_a_study_through_the_pages()
 def test_raters_cannot_create_studies(personas):
     assert client_for(personas["rater"]).get("/studies/new/").status_code == 403
     assert client_for(personas["rater"]).post("/studies/new/", {"title": "x"}).status_code == 403
+
+
+def test_the_owner_shares_a_study_with_another_researcher_who_then_sees_it(personas):
+    study, other = personas["study"], personas["other_researcher"]
+    assert client_for(other).get(f"/studies/{study.pk}/").status_code == 404
+    r = client_for(personas["owner"]).post(f"/studies/{study.pk}/share/", {"username": other.username})
+    assert r.status_code == 302
+    assert client_for(other).get(f"/studies/{study.pk}/").status_code == 200
+    # Raters cannot be made collaborators, and collaborators cannot share further.
+    client_for(personas["owner"]).post(
+        f"/studies/{study.pk}/share/", {"username": personas["rater"].username}
+    )
+    assert personas["rater"] not in study.collaborators.all()
+    r = client_for(other).post(f"/studies/{study.pk}/share/", {"username": personas["collaborator"].username})
+    assert r.status_code == 403

@@ -62,6 +62,18 @@ class RaterRegistrationForm(forms.Form):
         return user
 
 
+class ShareForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Share with researcher (username)")
+
+    def clean_username(self) -> str:
+        name = self.cleaned_data["username"].strip()
+        user = get_user_model().objects.filter(username=name).first()
+        if user is None or not roles.is_researcher(user):
+            raise forms.ValidationError(f"No researcher called {name!r}.")
+        self.cleaned_data["user"] = user
+        return name
+
+
 class InviteForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=500, initial=5, label="Number of invitation links")
 

@@ -228,6 +228,12 @@ def study_copy(*, study: Study, owner: AbstractBaseUser, title: str | None = Non
     return copy
 
 
+def study_share(*, study: Study, user: AbstractBaseUser) -> None:
+    """Collaborators see the study and its results; sharing is not part of the frozen design."""
+    if user.pk != study.owner_id:
+        study.collaborators.add(user)
+
+
 def study_verify_frozen(*, study: Study) -> bool:
     """True when an opened study's current design still hashes to what was stored at opening."""
     return bool(study.config_sha256) and study_design_sha256(study) == study.config_sha256

@@ -24,4 +24,5 @@ urlpatterns = [
     path("studies/<int:study_id>/close/", views.study_close, name="study-close"),
     path("studies/<int:study_id>/copy/", views.study_copy, name="study-copy"),
     path("studies/<int:study_id>/invite/", views.study_invite, name="study-invite"),
+    path("studies/<int:study_id>/share/", views.study_share, name="study-share"),
 ]

@@ -309,6 +309,8 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
             "progress": progress,
             "invite_urls": invite_urls,
             "invite_form": forms.InviteForm(),
+            "share_form": forms.ShareForm(),
+            "collaborators": study.collaborators.order_by("username"),
             "instructions_html": render_markdown(study.instructions),
             "can_manage": study.owner_id == request.user.pk or roles.is_admin(request.user),
         },
@@ -369,4 +371,18 @@ def study_invite(request: HttpRequest, study_id: int) -> HttpResponse:
         return redirect("study-detail", study_id=study.pk)
     # Shown once on the next page only: the raw tokens are never stored.
     request.session[f"invite_urls_{study.pk}"] = [services.invitation_url(t) for t in tokens]
+    return redirect("study-detail", study_id=study.pk)
+
+
+@roles.researcher_required
+@require_POST
+def study_share(request: HttpRequest, study_id: int) -> HttpResponse:
+    """The owner (or an admin) shares a study with another researcher, who can then see it."""
+    study = _managed_study(request, study_id)
+    form = forms.ShareForm(request.POST)
+    if form.is_valid():
+        services.study_share(study=study, user=form.cleaned_data["user"])
+        messages.success(request, f"Shared with {form.cleaned_data['user'].get_username()}.")
+    else:
+        messages.error(request, " ".join(form.errors.get("username", ["Unknown user."])))
     return redirect("study-detail", study_id=study.pk)
