@@ -59,3 +59,10 @@ def test_labelled_matrices_become_labelled_tables():
     assert real.headers == ["", "MEL", "NEV"]
     assert real.rows == [["MEL", "3", "1"], ["NEV", "0", "4"]]
     assert "Diagnosis › Confusion › Synthetic" in tables
+
+
+def test_a_matrix_too_wide_for_a_page_points_to_the_json():
+    names = [f"r{i}" for i in range(40)]
+    report = {"agreement": {"raters": names, "kappa": [[1.0] * 40 for _ in names]}}
+    tables = report_sections(report)[0].tables
+    assert any("40 × 40 matrix" in t.rows[0][0] for t in tables)

@@ -68,8 +68,14 @@ def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure | None:
     raters = report.get("detection", {}).get("per_rater") or []
     if not raters:
         return None
-    fig = Figure(figsize=(7, max(2.5, 0.32 * len(raters) + 1.3)))
+    # A caterpillar plot: sorted by accuracy, so the spread across raters is what one sees.
+    raters = sorted(raters, key=lambda r: (_prop(r["detection"].get("accuracy")) or (-1.0,))[0], reverse=True)
+    # Many raters: keep the figure readable by shrinking rows rather than growing without bound.
+    row_in = 0.32 if len(raters) <= 40 else max(0.1, 13 / len(raters))
+    fig = Figure(figsize=(7, max(2.5, row_in * len(raters) + 1.3)))
     ax = fig.add_subplot()
+    if len(raters) > 40:
+        ax.tick_params(axis="y", labelsize=max(3, 8 * row_in / 0.32))
     labels = [f"{r['rater']} ({r.get('role', '')})" for r in raters]
     if not _errorbars(ax, labels, [r["detection"].get("accuracy") for r in raters]):
         return None

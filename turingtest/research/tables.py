@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_ROWS = 200
+MAX_MATRIX = 30  # wider matrices stay in the report JSON (and the plots)
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _tables(title: str, value: Any, out: list[Table], depth: int = 0) -> None:
     # Matrices (confusion, pairwise kappa) labelled by a sibling "labels" / "raters" list.
     names = next((value[k] for k in ("labels", "raters") if isinstance(value.get(k), list)), None)
     for k in list(nested):
-        if _matrix(nested[k]) and names is not None and len(names) == len(nested[k]):
+        if _matrix(nested[k]) and names is not None and len(names) == len(nested[k]) <= MAX_MATRIX:
             matrix = nested.pop(k)
             out.append(
                 Table(
@@ -140,6 +141,15 @@ def _tables(title: str, value: Any, out: list[Table], depth: int = 0) -> None:
             )
     nested.pop("labels", None)
     nested.pop("raters", None)
+    for k in [k for k, v in nested.items() if _matrix(v)]:
+        matrix = nested.pop(k)
+        out.append(
+            Table(
+                title=f"{title} › {_title(k)}",
+                headers=["value"],
+                rows=[[f"{len(matrix)} × {len(matrix[0])} matrix: see the report JSON"]],
+            )
+        )
     # A dict whose values are all dicts of scalars reads best as one table (e.g. per condition).
     if (
         nested
