@@ -1,0 +1,236 @@
+"""Rendering throughput: our ``Renderer`` vs a plain fp32 eager forward of the same network.
+
+The network is the DermGAN default (``upsample="resize"``, ngf 64, num_downs 8, 256x256, 15
+conditions -> 19 input channels) with random weights whose BatchNorm running statistics come from a
+few training-mode forwards (so folding BatchNorm is really exercised). In one process, alternating
+so that machine noise hits both alike:
+
+- plain: ``UNetGenerator`` in eval mode, contiguous fp32, on pre-encoded maps (no map encoding, no
+  8-bit conversion: the baseline gets the easier job);
+- ours: ``Renderer.render(specs, seeds)`` end to end (map encoding, per-image noise, network,
+  8-bit conversion, PIL images).
+
+Both use the same per-image dropout masks, so the max 8-bit pixel difference is meaningful. Also
+prints the achieved GFLOP/s against a 2048x2048 fp32 matmul measured in the same run, and a CUDA
+figure when a GPU is available. Last line: ``render: ratio=<ours/plain images/s at batch 16>
+target=>=1.5``.
+
+    python benchmarks/render.py [--rounds 2] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from generator.checkpoint import Checkpoint  # noqa: E402
+from generator.config import GeneratorConfig  # noqa: E402
+from generator.networks import UNetGenerator, build_generator  # noqa: E402
+from generator.render import Renderer, to_uint8  # noqa: E402
+from generator.sampling import SpecDistribution, image_seed, spec_for_index  # noqa: E402
+from generator.semantic_map import encode_batch  # noqa: E402
+
+CONDITIONS = (
+    "MEL",
+    "BCC",
+    "SCC",
+    "AK",
+    "SEK",
+    "NEV",
+    "ECZ",
+    "PSO",
+    "ACN",
+    "TIN",
+    "URT",
+    "VIT",
+    "DF",
+    "VASC",
+    "OTH",
+)
+SIZE = 256
+
+
+def conv_flops(model: nn.Module, x: torch.Tensor, *args: object) -> float:
+    """FLOPs (2 x multiply-adds) of the convolutions in one forward, counted with hooks.
+
+    A transposed convolution does Cin x Cout x k x k multiply-adds per input pixel (not per output
+    pixel, which would overcount stride 2 by 4x).
+    """
+    total = 0.0
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        if isinstance(module, nn.ConvTranspose2d):
+            b, cin, h, w = inputs[0].shape
+            total += 2.0 * b * h * w * cin * module.out_channels * kh * kw
+        else:
+            b, cout, h, w = output.shape
+            total += 2.0 * b * h * w * cout * (module.in_channels // module.groups) * kh * kw
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
+    try:
+        with torch.inference_mode():
+            model(x, *args)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def matmul_peak(n: int = 2048, reps: int = 4) -> float:
+    """Best GFLOP/s of an n x n fp32 matmul: the practical peak of this machine."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best / 1e9
+
+
+def make_network(seed: int = 0) -> tuple[UNetGenerator, GeneratorConfig]:
+    torch.manual_seed(seed)
+    config = GeneratorConfig(conditions=CONDITIONS, image_size=SIZE)  # resize, ngf 64, num_downs 8
+    model = build_generator(config)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None  # running stats = average over the calibration batches
+            nn.init.normal_(m.weight, 1.0, 0.2)
+            nn.init.normal_(m.bias, 0.0, 0.2)
+    specs = make_specs(4, batch_seed=999)
+    model.train()
+    with torch.no_grad():
+        model(encode_batch(specs, CONDITIONS))  # (4, 19, 256, 256): BatchNorm running statistics
+    return model.eval(), config
+
+
+def make_specs(n: int, batch_seed: int) -> list:
+    dist = SpecDistribution(condition_weights={c: 1.0 for c in CONDITIONS}, lesions_per_image=(1, 2))
+    return [spec_for_index(dist, size=SIZE, batch_seed=batch_seed, index=i) for i in range(n)]
+
+
+def best_time(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Best wall time of each function over ``rounds`` alternating rounds (after one warm-up each)."""
+    for fn in fns.values():
+        fn()
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
+
+
+def cpu_benchmark(model: UNetGenerator, config: GeneratorConfig, args: argparse.Namespace) -> float:
+    ckpt = Checkpoint(config=config, state_dict=model.state_dict(), metadata={}, sha256="0" * 64)
+    peak = matmul_peak()
+    print(f"cpu: {torch.get_num_threads()} threads, fp32 matmul 2048^2: {peak:.0f} GFLOP/s")
+    ratio16 = 0.0
+    for batch in (1, 16):
+        renderer = Renderer(ckpt, device="cpu", batch_size=batch, compile=args.compile)
+        specs = make_specs(batch, batch_seed=batch)
+        seeds = [image_seed(batch, i) for i in range(batch)]
+        maps = encode_batch(specs, CONDITIONS)  # (B, 19, 256, 256)
+        noise = model.draw_noise(seeds, SIZE, SIZE)
+
+        def plain(maps: torch.Tensor = maps, noise: list[torch.Tensor] = noise) -> torch.Tensor:
+            with torch.inference_mode():
+                return model(maps, noise)
+
+        def ours(renderer: Renderer = renderer, specs: list = specs, seeds: list = seeds) -> list:
+            return renderer.render(specs, seeds)
+
+        times = best_time(
+            {"plain": plain, "ours": ours}, rounds=args.rounds if batch > 1 else args.rounds + 1
+        )
+        plain_px = to_uint8(plain()).astype(np.int16)  # (B, H, W, 3)
+        ours_px = np.stack([np.asarray(im) for im in ours()]).astype(np.int16)
+        max_diff = int(np.abs(plain_px - ours_px).max())
+        plain_flops = conv_flops(model, maps, noise) / batch
+        ours_flops = conv_flops(renderer._net, maps.contiguous(memory_format=torch.channels_last)) / batch
+        ips_plain, ips_ours = batch / times["plain"], batch / times["ours"]
+        ratio = ips_ours / ips_plain
+        print(
+            f"batch {batch:2d}: plain {ips_plain:5.2f} img/s ({1000 / ips_plain:6.1f} ms/img) | "
+            f"ours {ips_ours:5.2f} img/s ({1000 / ips_ours:6.1f} ms/img) | ratio {ratio:.2f} | "
+            f"max 8-bit diff {max_diff}"
+        )
+        print(
+            f"          plain {plain_flops / 1e9:.1f} GFLOP/img at {plain_flops * ips_plain / 1e9:.0f} GFLOP/s "
+            f"({plain_flops * ips_plain / 1e9 / peak:.2f} of peak) | ours executes {ours_flops / 1e9:.1f} "
+            f"GFLOP/img at {ours_flops * ips_ours / 1e9:.0f} GFLOP/s ({ours_flops * ips_ours / 1e9 / peak:.2f} "
+            f"of peak; {plain_flops * ips_ours / 1e9:.0f} GFLOP/s counted as the plain network's work)"
+        )
+        if batch == 16:
+            ratio16 = ratio
+    return ratio16
+
+
+def cuda_benchmark(model: UNetGenerator, config: GeneratorConfig, args: argparse.Namespace) -> None:
+    if not torch.cuda.is_available():
+        print("cuda: skipped (torch.cuda.is_available() is False: no GPU or no CUDA build of torch here)")
+        return
+    dev = torch.device("cuda")
+    ckpt = Checkpoint(config=config, state_dict=model.state_dict(), metadata={}, sha256="0" * 64)
+    renderer = Renderer(ckpt, device=dev, batch_size=16, compile=args.compile)
+    gpu_model = build_generator(config).to(dev)
+    gpu_model.load_state_dict(model.state_dict())
+    gpu_model.eval()
+    specs = make_specs(16, batch_seed=16)
+    seeds = [image_seed(16, i) for i in range(16)]
+    maps = encode_batch(specs, CONDITIONS).to(dev)
+    noise = gpu_model.draw_noise(seeds, SIZE, SIZE, dev)
+
+    def plain() -> torch.Tensor:
+        with torch.inference_mode():
+            out = gpu_model(maps, noise)
+        torch.cuda.synchronize()
+        return out
+
+    def ours() -> list:
+        return renderer.render(specs, seeds)
+
+    times = best_time({"plain": plain, "ours": ours}, rounds=5)
+    max_diff = int(
+        np.abs(
+            to_uint8(plain()).astype(np.int16) - np.stack([np.asarray(im) for im in ours()]).astype(np.int16)
+        ).max()
+    )
+    print(
+        f"cuda ({torch.cuda.get_device_name(dev)}), batch 16: plain fp32 {16 / times['plain']:.1f} img/s | "
+        f"ours ({renderer.autocast_dtype or 'fp32'}) {16 / times['ours']:.1f} img/s | "
+        f"ratio {times['plain'] / times['ours']:.2f} | max 8-bit diff {max_diff}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds per variant at batch 16")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile our network")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    model, config = make_network()
+    ratio = cpu_benchmark(model, config, args)
+    cuda_benchmark(model, config, args)
+    print(f"total {time.perf_counter() - start:.0f}s")
+    print(f"render: ratio={ratio:.2f} target=>=1.5")
+
+
+if __name__ == "__main__":
+    main()
