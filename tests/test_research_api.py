@@ -152,3 +152,12 @@ def test_report_and_package_come_from_the_real_report(world):
     with zipfile.ZipFile(io.BytesIO(b"".join(package.streaming_content))) as zf:
         assert json.loads(zf.read("report.json")) == report  # the cached report, same data state
         assert zf.read("judgments.csv") == b"".join(exports.iter_export(world["study"], fmt="csv"))
+
+
+def test_a_researcher_can_trade_username_and_password_for_a_token(world):
+    client = Client()
+    ok = client.post("/api/token/", {"username": "owner", "password": "correct horse battery"})
+    assert ok.status_code == 200
+    key = ok.json()["token"]
+    assert client.get("/api/studies/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    assert client.post("/api/token/", {"username": "owner", "password": "wrong"}).status_code == 400
