@@ -158,7 +158,7 @@ def test_manifest_dataset_reads_photos_and_masks_relative_to_the_csv(tmp_path):
     assert len(ds) == 2 and [r.skin_type for r in ds.rows] == [2, None]
     semantic, image, mask = ds[0]
     assert semantic.shape == (13, 40, 40) and image.shape == (3, 40, 40)
-    expected = torch.from_numpy(np.asarray(Image.fromarray(s.mask).resize((40, 40), Image.NEAREST)))
+    expected = torch.from_numpy(np.array(Image.fromarray(s.mask).resize((40, 40), Image.NEAREST)))
     assert (mask[0].bool() == expected).float().mean() > 0.97
     assert semantic[4 + CONDITIONS.index("MEL")].sum() == mask.sum()
 
