@@ -161,3 +161,14 @@ def test_a_researcher_can_trade_username_and_password_for_a_token(world):
     key = ok.json()["token"]
     assert client.get("/api/studies/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
     assert client.post("/api/token/", {"username": "owner", "password": "wrong"}).status_code == 400
+
+
+def test_the_token_endpoint_locks_out_after_repeated_failures_like_the_login_page(settings):
+    settings.AXES_ENABLED = True
+    settings.AXES_FAILURE_LIMIT = 3
+    ResearcherFactory(username="guessed")
+    client = Client()
+    for _ in range(3):
+        assert client.post("/api/token/", {"username": "guessed", "password": "bad"}).status_code == 400
+    locked = client.post("/api/token/", {"username": "guessed", "password": "correct horse battery"})
+    assert locked.status_code != 200 and "token" not in locked.content.decode()
