@@ -22,12 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 
-def _missing_services() -> list[str]:
+def _missing_services(*, broker_too: bool = True) -> list[str]:
     from django.conf import settings
 
     missing = []
     if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         missing.append("DATABASE_URL is not PostgreSQL")
+    if not broker_too:
+        return missing
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker:
         missing.append("CELERY_BROKER_URL is not set")
@@ -43,23 +45,28 @@ def _missing_services() -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not any(item.get_closest_marker("services") for item in items):
-        return
-    missing = _missing_services()
-    if not missing:
-        return
-    reason = "needs real services: " + "; ".join(missing)
-    for item in items:
-        if item.get_closest_marker("services"):
+    for marker, broker_too in (("services", True), ("postgres", False)):
+        marked = [item for item in items if item.get_closest_marker(marker)]
+        if not marked:
+            continue
+        missing = _missing_services(broker_too=broker_too)
+        if not missing:
+            continue
+        for item in marked:
             if REQUIRE_SERVICES:
-                item.add_marker(pytest.mark.usefixtures("_fail_missing_services"))
+                item.add_marker(pytest.mark.usefixtures(f"_fail_missing_{marker}"))
             else:
-                item.add_marker(pytest.mark.skip(reason=reason))
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker}: " + "; ".join(missing)))
 
 
 @pytest.fixture
 def _fail_missing_services() -> None:
     pytest.fail("REQUIRE_SERVICES=1 but " + "; ".join(_missing_services()))
+
+
+@pytest.fixture
+def _fail_missing_postgres() -> None:
+    pytest.fail("REQUIRE_SERVICES=1 but " + "; ".join(_missing_services(broker_too=False)))
 
 
 def _test_database_url() -> str:
