@@ -1,0 +1,118 @@
+"""Evaluation admin: read-only run records, add pages that start runs, and the batch-page inline/action."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from django.contrib import admin
+from django.contrib.messages.storage.fallback import FallbackStorage
+from django.test import RequestFactory
+from django.urls import reverse
+
+from tests.evaluation_data import batch_with_images, real_images
+from tests.factories import AdminFactory
+from turingtest.evaluation import services
+from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches
+from turingtest.evaluation.models import AugmentationRun, FidelityRun
+from turingtest.library.admin import GenerationBatchAdmin
+from turingtest.library.models import GenerationBatch
+
+pytestmark = pytest.mark.django_db
+FAST = {
+    "kid_subsets": 5,
+    "classifier_image_size": 32,
+    "classifier_width": 4,
+    "classifier_depth": 2,
+    "classifier_epochs": 1,
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(AdminFactory())
+    return client
+
+
+def test_a_finished_fidelity_run_shows_its_results_table_and_feature_space(admin_client):
+    real_images({"MEL": 6, "NEV": 6})
+    batch = batch_with_images({"MEL": 5, "NEV": 5})
+    run = services.fidelity_run_execute(
+        run_pk=services.fidelity_run_create(batch=batch, config=FAST, enqueue=False).pk
+    )
+    page = admin_client.get(reverse("admin:evaluation_fidelityrun_change", args=[run.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert run.extractor_sha256 in html and "precision" in html and "NEV" in html
+    listing = admin_client.get(reverse("admin:evaluation_fidelityrun_changelist"))
+    assert listing.status_code == 200 and f"{run.result().overall.fid:.4g}" in listing.content.decode()
+
+
+def test_the_add_page_queues_a_fidelity_run_for_a_batch(admin_client, django_capture_on_commit_callbacks):
+    real_images({"MEL": 4, "NEV": 4})
+    batch = batch_with_images({"MEL": 4})
+    assert admin_client.get(reverse("admin:evaluation_fidelityrun_add")).status_code == 200
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(
+            reverse("admin:evaluation_fidelityrun_add"),
+            {"batch": batch.pk, "extractor": "classifier:auto", "seed": 0, "real_filter": "condition=MEL"},
+        )
+    run = FidelityRun.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/{run.pk}/change/")
+    assert run.batch == batch and run.real_filter == {"condition": ["MEL"]} and len(callbacks) == 1
+
+
+def test_the_add_page_shows_a_form_error_instead_of_creating_an_empty_run(admin_client):
+    batch = batch_with_images({"MEL": 2})
+    response = admin_client.post(
+        reverse("admin:evaluation_fidelityrun_add"),
+        {"batch": batch.pk, "extractor": "classifier:auto", "seed": 0},
+    )
+    assert response.status_code == 200 and "no real images" in response.content.decode()
+    assert not FidelityRun.objects.exists()
+
+
+def test_the_batch_admin_action_and_inline_show_a_batchs_fidelity(django_capture_on_commit_callbacks):
+    real_images({"MEL": 6, "NEV": 6})
+    batch = batch_with_images({"MEL": 5, "NEV": 5})
+    request = RequestFactory().post("/")
+    request.user = AdminFactory()
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    batch_admin = GenerationBatchAdmin(GenerationBatch, admin.site)
+    with django_capture_on_commit_callbacks(execute=True):
+        compute_fidelity_for_batches(batch_admin, request, GenerationBatch.objects.filter(pk=batch.pk))
+    run = FidelityRun.objects.get()
+    assert run.status == FidelityRun.Status.SUCCEEDED, run.error  # eager tasks in tests
+    assert "Queued 1 fidelity run" in [str(m) for m in request._messages][0]
+
+    inline = FidelityRunInline(GenerationBatch, admin.site)
+    formset = inline.get_formset(request, batch)(instance=batch)
+    assert [form.instance.pk for form in formset.forms] == [run.pk]
+    assert inline.fid(run) == f"{run.result().overall.fid:.4g}"
+    assert inline.extractor_short(run) == run.extractor_sha256[:12]
+
+
+def test_a_finished_augmentation_run_links_its_report_files(admin_client):
+    real_images({"MEL": 8, "NEV": 8, "VASC": 4})
+    batch = batch_with_images({"VASC": 4})
+    run = services.augmentation_run_execute(
+        run_pk=services.augmentation_run_create(
+            synthetic_batches=[batch],
+            config={"image_size": 32, "width": 4, "depth": 2, "epochs": 1, "n_bootstrap": 20},
+            enqueue=False,
+        ).pk
+    )
+    assert run.status == AugmentationRun.Status.SUCCEEDED, run.error
+    html = admin_client.get(
+        reverse("admin:evaluation_augmentationrun_change", args=[run.pk])
+    ).content.decode()
+    assert "report.html" in html and "sensitivity VASC (rare)" in html and "McNemar" in html
+    assert admin_client.get(reverse("admin:evaluation_augmentationrun_add")).status_code == 200
