@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -33,3 +35,26 @@ def distribution(**overrides) -> dict:
     }
     base.update(overrides)
     return base
+
+
+CLOSED_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: a broker that is down
+
+
+@contextmanager
+def broker_down(monkeypatch) -> Iterator[None]:
+    """Point the Celery app at a closed port (never stop the shared Redis) and send for real.
+
+    Celery reads ``CELERY_BROKER_URL`` from the environment before its own config, so both change.
+    """
+    from turingtest.celery import app
+
+    old = (app.conf.broker_url, app.conf.task_always_eager)
+    monkeypatch.setenv("CELERY_BROKER_URL", CLOSED_BROKER)
+    app.conf.broker_url, app.conf.task_always_eager = CLOSED_BROKER, False
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = old
+        monkeypatch.undo()
+        app.amqp._producer_pool = None

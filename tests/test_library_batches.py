@@ -17,7 +17,7 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from tests.factories import AdminFactory, UserFactory
-from tests.library_support import distribution, tiny_checkpoint
+from tests.library_support import broker_down, distribution, tiny_checkpoint
 from turingtest.images import normalize
 from turingtest.library import services
 from turingtest.library.models import GenerationBatch, GenerationChunk, GeneratorCheckpoint, Image, ImportJob
@@ -138,12 +138,8 @@ def test_a_render_failure_is_recorded_on_the_batch_not_raised_into_the_scheduler
     assert batch.chunks.get().status == "failed"
 
 
-def test_scheduling_with_an_unreachable_broker_says_so_and_creates_nothing(checkpoint, settings):
-    from turingtest.celery import app
-
-    old = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
-    try:
+def test_scheduling_with_an_unreachable_broker_says_so_and_creates_nothing(checkpoint, monkeypatch):
+    with broker_down(monkeypatch):
         with pytest.raises(
             services.BrokerUnavailable, match="task broker is unreachable .*Nothing was scheduled"
         ):
@@ -163,29 +159,33 @@ def test_scheduling_with_an_unreachable_broker_says_so_and_creates_nothing(check
                 stderr=err,
             )
         assert GenerationBatch.objects.count() == 0
-    finally:
-        app.conf.broker_url, app.conf.task_always_eager = old
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_enqueue_that_fails_after_commit_marks_the_batch_failed_with_the_broker_message(checkpoint):
+def test_an_enqueue_that_fails_after_commit_marks_the_batch_failed_with_the_broker_message(
+    checkpoint, monkeypatch
+):
     # transaction=True: on_commit runs when batch_schedule's own transaction commits, as in production.
-    from turingtest.celery import app
-
-    old = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
-    app.amqp._producer_pool = None
-    try:
+    with broker_down(monkeypatch):
         with pytest.raises(services.BrokerUnavailable, match="could not enqueue the batch"):
             services.batch_schedule(
                 checkpoint=checkpoint, count=4, seed=1, distribution=distribution(), check_broker=False
             )
-    finally:
-        app.conf.broker_url, app.conf.task_always_eager = old
-        app.amqp._producer_pool = None
     batch = GenerationBatch.objects.get()
     assert batch.status == "failed" and "Connection refused" in batch.error
     assert set(batch.chunks.values_list("status", flat=True)) == {"cancelled"}
+
+
+def test_scheduling_the_same_checkpoint_seed_and_distribution_twice_is_refused(
+    checkpoint, django_capture_on_commit_callbacks
+):
+    first = _schedule(checkpoint, django_capture_on_commit_callbacks, count=2)
+    with pytest.raises(
+        services.LibraryError, match=f"batch {first.pk} already renders this checkpoint, seed"
+    ):
+        services.batch_schedule(checkpoint=checkpoint, count=5, seed=7, distribution=distribution())
+    other = _schedule(checkpoint, django_capture_on_commit_callbacks, count=2, seed=8)
+    assert other.status == "succeeded" and Image.objects.count() == 4
 
 
 def test_a_distribution_the_checkpoint_cannot_render_is_refused(checkpoint):

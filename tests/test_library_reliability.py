@@ -17,7 +17,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image as PILImage
 
-from tests.library_support import distribution, tiny_checkpoint
+from tests.library_support import CLOSED_BROKER, broker_down, distribution, tiny_checkpoint
 from turingtest.library import services
 from turingtest.library.models import GenerationBatch, Image
 
@@ -126,21 +126,18 @@ def test_cancelling_mid_batch_stops_it_and_what_was_rendered_stays_consistent(
     assert set(batch.chunks.exclude(status="done").values_list("status", flat=True)) <= {"cancelled"}
 
 
-def test_a_broker_that_is_down_fails_scheduling_clearly_and_writes_nothing(taxonomy, tmp_path):
-    from turingtest.celery import app
-
+def test_a_broker_that_is_down_fails_scheduling_clearly_and_writes_nothing(taxonomy, tmp_path, monkeypatch):
     checkpoint = services.checkpoint_register(path=tiny_checkpoint(tmp_path / "b.pt"))
-    old = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
-    app.amqp._producer_pool = None
-    try:
-        with pytest.raises(services.BrokerUnavailable, match="redis://127.0.0.1:1/0.*Nothing was scheduled"):
+    with broker_down(monkeypatch):
+        with pytest.raises(services.BrokerUnavailable, match=f"{CLOSED_BROKER}.*Nothing was scheduled"):
             services.batch_schedule(checkpoint=checkpoint, count=4, seed=1, distribution=distribution())
-    finally:
-        app.conf.broker_url, app.conf.task_always_eager = old
-        app.amqp._producer_pool = None
-    assert GenerationBatch.objects.count() == 0
-    # The library (what the rating side reads) is untouched and still answers.
+        with pytest.raises(services.BrokerUnavailable, match="could not enqueue the batch"):
+            services.batch_schedule(
+                checkpoint=checkpoint, count=4, seed=2, distribution=distribution(), check_broker=False
+            )
+    # The pre-flight check wrote nothing; the late failure left one batch marked failed, nothing queued.
+    assert list(GenerationBatch.objects.values_list("seed", "status")) == [(2, "failed")]
+    assert set(GenerationBatch.objects.get().chunks.values_list("status", flat=True)) == {"cancelled"}
     assert Image.objects.count() == 0
 
 

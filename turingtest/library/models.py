@@ -160,7 +160,7 @@ class GenerationBatch(models.Model):
     distribution = models.JSONField(help_text="generator.sampling.SpecDistribution.to_dict()")
     chunk_size = models.PositiveIntegerField(default=16)
     start_at = models.DateTimeField(null=True, blank=True, help_text="Do not start before this time.")
-    priority = models.PositiveSmallIntegerField(default=0, help_text="0–9, passed to the broker.")
+    priority = models.PositiveSmallIntegerField(default=0, help_text="0–9, higher runs first.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     n_done = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -689,7 +689,7 @@ def checkpoint_register(*, path: Path | str, name: str = "") -> GeneratorCheckpo
         metadata=_json_safe(ckpt.metadata),
     )
     with open(path, "rb") as fh:
-        checkpoint.file.save(path.name, ContentFile(fh.read()), save=False)
+        checkpoint.file.save(path.name, File(fh), save=False)  # streamed: checkpoints can be large
     try:
         checkpoint.save()
     except IntegrityError:
@@ -834,6 +834,12 @@ def batch_schedule(
     if not 0 <= priority <= 9:
         raise LibraryError(f"priority must be 0–9, got {priority}")
     dist = distribution_validate(checkpoint=checkpoint, distribution=distribution)
+    for other in GenerationBatch.objects.filter(checkpoint=checkpoint, seed=seed):
+        if other.distribution == dist.to_dict() and (other.n_done or not other.is_finished):
+            raise LibraryError(
+                f"batch {other.pk} already renders this checkpoint, seed and distribution: "
+                "its images would be identical; choose another seed"
+            )
     if check_broker:
         broker_check()
     with transaction.atomic():
@@ -869,7 +875,10 @@ def _batch_enqueue(batch_pk: int) -> None:
     batch = GenerationBatch.objects.get(pk=batch_pk)
     chunk_pks = list(batch.chunks.filter(status=GenerationChunk.Status.QUEUED).values_list("pk", flat=True))
     for chunk_pk in chunk_pks:
-        options: dict[str, Any] = {"queue": "gpu", "priority": batch.priority}
+        options: dict[str, Any] = {
+            "queue": "gpu",
+            "priority": _broker_priority(batch.priority, app.conf.broker_url),
+        }
         if batch.start_at and batch.start_at > timezone.now():
             options["eta"] = batch.start_at
         try:
@@ -885,6 +894,11 @@ def _batch_enqueue(batch_pk: int) -> None:
             )
             return
         GenerationChunk.objects.filter(pk=chunk_pk).update(task_id=result.id or "")
+
+
+def _broker_priority(priority: int, broker_url: str) -> int:
+    """Our priority is 0–9, higher first. Redis (kombu's emulation) serves *lower* numbers first."""
+    return 9 - priority if str(broker_url).startswith(("redis", "rediss")) else priority
 
 
 def batch_cancel(*, batch: GenerationBatch) -> int:
@@ -1010,10 +1024,14 @@ def chunk_render(*, chunk_pk: int) -> str:
                     batch=batch,
                     batch_index=index,
                 )
+            except DuplicateImage as exc:
+                if (exc.existing.batch_id, exc.existing.batch_index) != (batch.pk, index):
+                    raise
+                # another delivery of this chunk stored it first: exactly what idempotency means
             except IntegrityError:
                 if not Image.objects.filter(batch=batch, batch_index=index).exists():
                     raise
-                # another delivery of this chunk stored it first: exactly what idempotency means
+                # the same, when both deliveries passed the duplicate check at the same moment
     GenerationChunk.objects.filter(pk=chunk_pk).update(
         status=GenerationChunk.Status.DONE, finished=timezone.now()
     )
@@ -1100,9 +1118,11 @@ def demo_batch_render(
     """
     path = Path(checkpoint_path) if checkpoint_path else DEMO_CHECKPOINT
     checkpoint = checkpoint_register(path=path, name="DermGAN demo" if path == DEMO_CHECKPOINT else "")
-    existing = GenerationBatch.objects.filter(
-        checkpoint=checkpoint, seed=seed, count=count, status=GenerationBatch.Status.SUCCEEDED
-    ).first()
+    existing = (
+        GenerationBatch.objects.filter(checkpoint=checkpoint, seed=seed, count=count)
+        .exclude(status__in=[GenerationBatch.Status.FAILED, GenerationBatch.Status.CANCELLED])
+        .first()
+    )
     if existing is not None:
         return existing
     known = set(Condition.objects.values_list("code", flat=True))

@@ -152,7 +152,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "priority",
-                    models.PositiveSmallIntegerField(default=0, help_text="0–9, passed to the broker."),
+                    models.PositiveSmallIntegerField(default=0, help_text="0–9, higher runs first."),
                 ),
                 (
                     "status",
