@@ -12,6 +12,7 @@ scanned for ground truth (tests/browser_conftest.py; the scanner is unit-tested 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ PASSWORD = "a-long enough pass phrase 42"
 EMAIL = "dr.rater@example.org"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+TABLET = {"width": 820, "height": 1180}
 
 
 class Recorder:
@@ -78,6 +80,16 @@ def build_study(*, n_items: int = 12, n_tutorial: int = 2, **config):
                 width=64,
                 height=64,
                 file=ContentFile(png_bytes((shade + i * 5, 120, 200 - i * 7), size=64), name="x.png"),
+                # What the leak scan looks for: none of it may reach the browser.
+                provenance={
+                    "batch": 7,
+                    "index": i,
+                    "seed": 90210 + i,
+                    "checkpoint_sha256": f"{i:02d}c0ffee" * 8,
+                    "generator_version": "dermgan-0.1",
+                }
+                if kind == Image.Kind.SYNTHETIC
+                else {"dataset": "pad-ufes-20", "source_file": f"PAT_{1500 + i}_1765_530.png"},
             )
     study = services.study_create(
         owner=ResearcherFactory(),
@@ -335,8 +347,14 @@ def test_a_rater_joins_does_the_tutorial_and_rates_a_study_with_the_keyboard_onl
 
     # --- blinding: nothing the browser received tells real from synthetic
     assert sum("/img/" in r.url for r in recorder.responses) >= 14
-    findings = scan(recorder.responses, study_truth(study))
+    truth = study_truth(study)
+    findings = scan(recorder.responses, truth)
     assert findings == [], "\n".join(map(str, findings))
+    # ... and the same scan does see a label slipped into one of the real responses.
+    state = next(r for r in recorder.responses if r.url.endswith("/state"))
+    doc = json.loads(state.body)
+    doc["item"]["kind"] = next(i.kind for i in truth.items if i.token == doc["item"]["token"])
+    assert scan([replace(state, body=json.dumps(doc).encode())], truth)
     desktop.close()
 
 
@@ -427,18 +445,27 @@ def test_the_image_hides_after_the_exposure_limit_and_a_closed_study_stops_the_p
     context.close()
 
 
-def test_in_an_editable_study_b_reopens_the_previous_item_to_change_its_answer(chromium_browser, live_server):
+def test_on_a_tablet_in_an_editable_study_b_reopens_the_previous_item_to_change_its_answer(
+    chromium_browser, live_server, tmp_path: Path
+):
     study = build_study(n_items=4, n_tutorial=0, answers_editable=True)
     rater = RaterFactory()
     [invite_token] = services.invitation_create(study=study, count=1)
     assignment = services.invitation_accept(token=invite_token, user=rater)
     services.assignment_consent(assignment=assignment)
     items = list(Presentation.objects.filter(assignment=assignment).order_by("position"))
-    context, page = logged_in_page(chromium_browser, live_server, rater)
+    context, page = logged_in_page(chromium_browser, live_server, rater, has_touch=True)
+    page.set_viewport_size(TABLET)
 
     page.goto(f"{live_server.url}/rate/{study.pk}/")
     wait_shown(page, items[0].public_token)
     assert page.locator("#back-button").is_hidden(), "nothing to go back to yet"
+    for selector in ("#item-image", "#choose-real", "#choose-synthetic", "#submit-button"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] + box["width"] <= TABLET["width"] and box["y"] + box["height"] <= TABLET["height"], (
+            selector
+        )
+    page.screenshot(path=str(tmp_path / "rating-tablet.png"))
     for key in ("r", "Shift+Digit2", "Enter"):
         page.keyboard.press(key)
     wait_shown(page, items[1].public_token)
