@@ -195,7 +195,8 @@ class Renderer:
             net = InferenceUNet(self.model).eval()
             net = net.to(device=self.device, memory_format=torch.channels_last)
             if compile:
-                net = torch.compile(net, dynamic=False)
+                # Freezing lets Inductor prepack the (already BatchNorm-folded) weights for oneDNN.
+                net = torch.compile(net, dynamic=False, options={"freezing": True})
         self._net = net
         self.autocast_dtype = self._choose_precision(precision)
 

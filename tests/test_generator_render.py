@@ -143,6 +143,11 @@ def test_an_image_is_identical_whether_rendered_alone_or_with_other_images(ckpt_
     with_others = _pixels(renderer.render([_specs(6)[5], specs[2]], seed=[999, 103]))
     assert np.array_equal(together[2], alone[0])
     assert np.array_equal(together[2], with_others[1])
+    # Bit-identical before rounding too: batch shape changes convolution blocking, so this would fail
+    # (by ~1e-7) if chunks were not always run at the full batch_size.
+    maps = encode_batch(specs, CONDITIONS)
+    assert torch.equal(renderer.forward(maps, seeds)[2], renderer.forward(maps[2:3], seeds[2:3])[0])
+    assert torch.equal(renderer.forward(maps, seeds)[:3], renderer.forward(maps[:3], seeds[:3]))
 
 
 def test_more_specs_than_the_batch_size_are_rendered_in_chunks_of_that_size(resize_ckpt):
