@@ -159,10 +159,15 @@ def test_concurrent_double_submits_record_one_judgment_on_postgresql():
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [200, 201]
-    assert Judgment.objects.count() == 1
+    for _ in range(10):  # the interleavings differ from run to run: try several
+        results.clear()
+        threads = [threading.Thread(target=submit) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results, key=str) == [200, 201], results
+        assert Judgment.objects.count() == 1
+        Judgment.objects.all().delete()
+        Presentation.objects.filter(public_token=token).update(answered_at=None)
+        Assignment.objects.filter(pk=assignment.pk).update(n_done=0)

@@ -295,3 +295,23 @@ def test_the_owner_shares_a_study_with_another_researcher_who_then_sees_it(perso
     assert personas["rater"] not in study.collaborators.all()
     r = client_for(other).post(f"/studies/{study.pk}/share/", {"username": personas["collaborator"].username})
     assert r.status_code == 403
+
+
+def test_registering_on_an_already_used_invitation_creates_no_account():
+    study = open_study(n_real=1, n_synthetic=1)
+    (token,) = services.invitation_create(study=study)
+    c = Client()
+    assert c.get(f"/invite/{token}/").status_code == 200
+    Invitation.objects.update(used_at=timezone.now())
+    r = c.post(
+        f"/invite/{token}/",
+        {
+            "name": "Late",
+            "email": "late@example.org",
+            "password": "a long enough passphrase",
+            "role": "other",
+            "years_experience": "3",
+        },
+    )
+    assert r.status_code == 410
+    assert not get_user_model().objects.filter(username="late@example.org").exists()

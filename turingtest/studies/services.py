@@ -571,7 +571,11 @@ def judgment_record(
             return _answered_again(p, assignment, answer, client_key, config)
         _validate_answer(answer, config)
         upcoming = _upcoming(assignment, 3)  # current, and the two after it for the next state
-        if upcoming[0]["pk"] != p.pk:
+        if not upcoming or upcoming[0]["pk"] != p.pk:
+            # A concurrent submit of this very answer may have committed since ``p`` was read.
+            p = Presentation.objects.select_related("item__image", "judgment", "tutorial_answer").get(pk=p.pk)
+            if p.answered_at is not None:
+                return _answered_again(p, assignment, answer, client_key, config)
             raise RatingError(409, "out_of_order", "This is not your current item; reload to continue.")
         now = timezone.now()
         claimed = Presentation.objects.filter(pk=p.pk, answered_at__isnull=True).update(answered_at=now)

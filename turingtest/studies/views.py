@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -200,9 +201,14 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "studies/invite_accept.html", {"study": invitation.study})
     form = forms.RaterRegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        try:
+            with transaction.atomic():  # no account without its assignment, and vice versa
+                user = form.save()
+                services.invitation_accept(token=token, user=user)
+        except services.InvitationInvalid as exc:
+            return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=exc.status)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return _accept(request, token)
+        return redirect("rate-consent", study_id=invitation.study_id)
     login_url = reverse("login") + "?next=" + reverse("invite", args=[token])
     return render(
         request, "studies/invite.html", {"study": invitation.study, "form": form, "login_url": login_url}
