@@ -487,4 +487,14 @@ def test_on_a_tablet_in_an_editable_study_b_reopens_the_previous_item_to_change_
     page.keyboard.press("b")  # and back to the current image, nothing changed
     wait_shown(page, items[1].public_token)
     assert Judgment.objects.get(presentation=items[0]).revision == 2
+
+    # Click to zoom and back: focus stays on the image, yet Enter after a choice submits.
+    page.click("#zoom-button")
+    assert "zoomed" in page.get_attribute("#stage", "class")
+    page.click("#zoom-button")
+    assert "zoomed" not in page.get_attribute("#stage", "class")
+    page.keyboard.press("s")
+    page.keyboard.press("Enter")
+    wait_shown(page, items[2].public_token)
+    assert judgments(assignment) == 2
     context.close()

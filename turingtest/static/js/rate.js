@@ -315,6 +315,7 @@
       ui.itemHeading.textContent = "Previous image (changing the answer)";
     }
     ui.stage.classList.remove("expired");
+    ui.stage.hidden = false;
     ui.exposureNote.hidden = true;
     ui.image.hidden = true;
     ui.imageWait.hidden = false;
@@ -455,9 +456,11 @@
     return rows;
   }
 
-  function renderFeedback(feedback, next) {
+  function renderFeedback(feedback, next, token) {
     clearExposure();
     nextState = next;
+    // After a reload the answered image is not on screen: show the feedback alone.
+    ui.stage.hidden = !current || current.token !== token;
     let text;
     if (typeof feedback.message === "string" && feedback.message) {
       text = feedback.message;
@@ -570,7 +573,7 @@
     const { status, data } = result;
     if (status === 200 || status === 201) {
       storage.clear();
-      if (data && data.feedback) renderFeedback(data.feedback, data.state);
+      if (data && data.feedback) renderFeedback(data.feedback, data.state, answer.token);
       else if (data && data.state) render(data.state);
       else await loadState();
       return;
@@ -788,8 +791,11 @@
     if (e.key === "Enter") {
       // Buttons keep their own Enter (a focused "Real" button chooses Real); the
       // submit button and text fields fall through to the form's submit event.
+      // The zoom button is the exception: a click on the image leaves focus there, and Enter
+      // after choosing must still submit rather than zoom again.
       const isButton = target instanceof HTMLButtonElement || (target instanceof Element && target.tagName === "SUMMARY");
-      if (isButton || typing) return;
+      const zoomWithChoice = target === ui.zoomButton && current && current.saysSynthetic !== null;
+      if ((isButton && !zoomWithChoice) || typing) return;
       e.preventDefault();
       submit();
       return;
