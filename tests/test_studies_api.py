@@ -254,3 +254,31 @@ def test_the_openapi_schema_is_public_and_documents_the_rater_api():
 def test_a_non_rater_user_without_an_assignment_gets_404():
     study = open_study()
     assert state(client_for(RaterFactory()), study.pk).status_code == 404
+
+
+@pytest.mark.parametrize("who", ["anonymous", "other_rater", "owner", "other_researcher", "admin", "rater"])
+def test_only_the_assigned_rater_reaches_the_api_and_the_images(who):
+    from tests.factories import AdminFactory, ResearcherFactory
+
+    owner = ResearcherFactory()
+    study = open_study(owner=owner)
+    rater, assignment = rater_for(study)
+    other_rater, _ = rater_for(open_study())
+    users = {
+        "anonymous": None,
+        "other_rater": other_rater,
+        "owner": owner,
+        "other_researcher": ResearcherFactory(),
+        "admin": AdminFactory(),
+        "rater": rater,
+    }
+    c = Client()
+    if users[who] is not None:
+        c.force_login(users[who])
+    token = assignment.presentations.order_by("position")[0].public_token
+    expected_api = {"anonymous": 403, "rater": 200}.get(who, 404)
+    assert state(c, study.pk).status_code == expected_api
+    assert c.get(f"/img/{token}").status_code == (200 if who == "rater" else 404)
+    r = answer(c, study.pk, token)
+    assert r.status_code == (201 if who == "rater" else expected_api)
+    assert Judgment.objects.count() == (1 if who == "rater" else 0)
