@@ -661,6 +661,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pt_inception-2015-12-05-6726825d.pth; default path from DERMGAN_INCEPTION_WEIGHTS). Default: train "
         "a classifier on --real (needs ≥ 2 condition sub-folders) and save it to --save-classifier.",
     )
+    parser.add_argument(
+        "--inception-weights", default=None, metavar="PATH", help="shorthand for --extractor inception:PATH"
+    )
     parser.add_argument("--save-classifier", default="fidelity-classifier.pt")
     parser.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
     parser.add_argument("--kid-subsets", type=int, default=100)
@@ -673,6 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         real_images, real_labels, _ = load_image_folder(args.real)
         fake_images, fake_labels, _ = load_image_folder(args.fake)
+        if args.inception_weights:
+            args.extractor = f"inception:{args.inception_weights}"
         if args.extractor:
             extractor = load_extractor(args.extractor, device=args.device)
         else:

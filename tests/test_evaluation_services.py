@@ -150,3 +150,30 @@ def test_an_augmentation_run_needs_exactly_one_synthetic_source():
     real_images({"MEL": 2, "NEV": 2})
     with pytest.raises(services.EvaluationError, match="exactly one"):
         services.augmentation_run_create(enqueue=False)
+
+
+def test_an_augmentation_run_can_render_its_synthetic_images_from_a_library_checkpoint(tmp_path):
+    from generator import checkpoint as ckpt_lib
+    from generator.config import GeneratorConfig
+    from generator.networks import build_generator
+    from turingtest.library.services import checkpoint_register
+
+    config = GeneratorConfig(conditions=("MEL", "NEV", "VASC"), image_size=32, ngf=4, num_downs=5)
+    torch.manual_seed(0)
+    ckpt_lib.save(tmp_path / "g.pt", model=build_generator(config), config=config, metadata={})
+    checkpoint = checkpoint_register(path=tmp_path / "g.pt")
+    real_images({"MEL": 8, "NEV": 8, "VASC": 4})
+    run = services.augmentation_run_create(
+        checkpoint=checkpoint,
+        conditions=["VASC"],
+        ratio=2.0,
+        seed=1,
+        config={"image_size": 32, "width": 4, "depth": 2, "epochs": 1, "n_bootstrap": 20},
+        enqueue=False,
+    )
+    run = services.augmentation_run_execute(run_pk=run.pk)
+    assert run.status == AugmentationRun.Status.SUCCEEDED, run.error
+    syn = run.results["synthetic"]["VASC"]
+    assert syn["added"] == 2 * syn["real_train"]
+    assert {p["checkpoint_sha256"] for p in syn["provenance"]} == {checkpoint.sha256}
+    assert run.checkpoint_sha256 == checkpoint.sha256

@@ -56,10 +56,14 @@ def compute_fidelity_for_batches(modeladmin, request: HttpRequest, queryset) -> 
     created, refused = 0, []
     for batch in queryset:
         try:
-            services.fidelity_run_create(batch=batch, user=request.user)
-            created += 1
+            run = services.fidelity_run_create(batch=batch, user=request.user)
         except services.EvaluationError as exc:
             refused.append(f"batch {batch.pk}: {exc}")
+            continue
+        if run.status == FidelityRun.Status.FAILED:
+            refused.append(f"batch {batch.pk}: {run.error}")
+        else:
+            created += 1
     if created:
         modeladmin.message_user(request, f"Queued {created} fidelity run(s).", messages.SUCCESS)
     for text in refused:
@@ -221,7 +225,12 @@ class FidelityRunAdmin(_RunAdmin):
             except services.EvaluationError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"Fidelity run {run.pk} queued.")
+                if (
+                    run.status == FidelityRun.Status.FAILED
+                ):  # the broker refused it (or, eager, it ran and failed)
+                    messages.error(request, f"Fidelity run {run.pk} failed: {run.error}")
+                else:
+                    messages.success(request, f"Fidelity run {run.pk} queued.")
                 return HttpResponseRedirect(reverse("admin:evaluation_fidelityrun_change", args=[run.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -337,7 +346,12 @@ class AugmentationRunAdmin(_RunAdmin):
             except services.EvaluationError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"Augmentation run {run.pk} queued.")
+                if (
+                    run.status == AugmentationRun.Status.FAILED
+                ):  # the broker refused it (or, eager, it ran and failed)
+                    messages.error(request, f"Augmentation run {run.pk} failed: {run.error}")
+                else:
+                    messages.success(request, f"Augmentation run {run.pk} queued.")
                 return HttpResponseRedirect(reverse("admin:evaluation_augmentationrun_change", args=[run.pk]))
         context = {
             **self.admin_site.each_context(request),

@@ -384,6 +384,7 @@ AUGMENTATION_SETTINGS = {
     "lr",
     "n_bootstrap",
     "device",
+    "progress",
 }
 
 
@@ -470,8 +471,7 @@ def augmentation_run_execute(*, run_pk: int) -> AugmentationRun:
             seed=run.seed,
             rare=tuple(c.code for c in conditions_meta if c.is_rare) or None,
             malignant=tuple(c.code for c in conditions_meta if c.is_malignant),
-            progress=False,
-            **run.config,
+            **{"progress": False, **run.config},
         )
         out = workdir / "report"
         report = run_augmentation_experiment(

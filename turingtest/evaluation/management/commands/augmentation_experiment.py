@@ -78,6 +78,7 @@ class Command(BaseCommand):
                 "device",
             )
         }
+        config["progress"] = not opts["run_async"]  # tqdm bars on stderr while training here
         try:
             run = services.augmentation_run_create(
                 real_filter=services.filter_parse(opts["real_filter"]),
