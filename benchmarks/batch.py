@@ -52,7 +52,7 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "turingtest", "worker", "-Q", "gpu,default",
-            "--concurrency", "1", "--pool", "prefork", "--loglevel", "WARNING",
+            "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "-n", f"bench{os.getpid()}@%h",
         ],
         cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -65,7 +65,7 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
             return proc
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
-    sys.exit(f"celery worker not ready after 120 s:\n{log.read_text()[-3000:]}")
+    raise SystemExit(f"celery worker not ready after 120 s:\n{log.read_text()[-3000:]}")
 
 
 def main() -> None:
@@ -161,8 +161,9 @@ def main() -> None:
                 conn.default_channel.queue_purge(queue)
             except Exception:
                 pass
-    worker = _start_worker(env, work / "worker.log")
+    worker = None
     try:
+        worker = _start_worker(env, work / "worker.log")
         through_broker(seed=SEED + 1)  # warm-up: the worker loads the model once and keeps it
         services.renderer_get(checkpoint).render(
             [
@@ -191,11 +192,12 @@ def main() -> None:
         )
         ratio = broker / local
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        if worker is not None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
         for batch in list(made):
             discard(batch)
         if checkpoint.pk not in existed:

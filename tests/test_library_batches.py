@@ -222,6 +222,14 @@ def test_registering_the_same_file_twice_returns_the_first_row(library):
     assert first.generator_version and first.metadata["training"] == {"note": "untrained test network"}
 
 
+def test_registering_again_restores_a_checkpoint_file_that_went_missing(library):
+    path = tiny_checkpoint(library / "t.pt")
+    first = services.checkpoint_register(path=path)
+    Path(first.file.path).unlink()
+    again = services.checkpoint_register(path=path)
+    assert again.pk == first.pk and Path(again.file.path).read_bytes() == path.read_bytes()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_schedule_batch_registers_a_checkpoint_path_and_renders_eagerly(library):
     path = tiny_checkpoint(library / "cli.pt")
@@ -328,6 +336,8 @@ def test_the_admin_previews_the_first_renders_then_schedules(client, checkpoint)
     listing = client.get(reverse("admin:library_generationbatch_changelist"))
     assert reverse("library-batch-progress", args=[batch.pk]).encode() in listing.content
     assert b"js/batch-progress.js" in listing.content
+    detail = client.get(reverse("admin:library_generationbatch_change", args=[batch.pk]))
+    assert detail.status_code == 200 and b"condition_weights" in detail.content and b"chunk" in detail.content
     bad = client.post(url, {**form, "conditions": "PSO=1", "action": "preview"})
     assert b"not in the checkpoint&#x27;s conditions" in bad.content
 

@@ -674,6 +674,10 @@ def checkpoint_register(*, path: Path | str, name: str = "") -> GeneratorCheckpo
     sha256 = _sha256_file(path)
     existing = GeneratorCheckpoint.objects.filter(sha256=sha256).first()
     if existing is not None:
+        if not existing.file.storage.exists(existing.file.name):
+            # The row outlived its file (media moved or wiped): the same bytes restore it.
+            with open(path, "rb") as fh:
+                existing.file.save(f"{sha256}.pt", File(fh), save=True)
         return existing
     try:
         ckpt = load(path)
