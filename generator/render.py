@@ -28,7 +28,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -207,6 +207,13 @@ class Renderer:
 
         ``seed`` is a batch seed (image i uses ``image_seed(seed, i)``) or one seed per spec.
         """
+        return list(self.iter_render(specs, seed))
+
+    def iter_render(self, specs: Sequence[MapSpec], seed: int | Sequence[int]) -> Iterator[Image.Image]:
+        """Like ``render`` but yields images chunk by chunk, so memory stays bounded for any count.
+
+        All specs and seeds are checked before the first image is rendered.
+        """
         from generator.sampling import image_seed
 
         specs = list(specs)
@@ -221,13 +228,13 @@ class Renderer:
                 raise ValueError(
                     f"specs[{i}].size is {spec.size} but this checkpoint renders {self.config.image_size} px"
                 )
-        images: list[Image.Image] = []
+        return self._iter_chunks(specs, seeds)
+
+    def _iter_chunks(self, specs: list[MapSpec], seeds: list[int]) -> Iterator[Image.Image]:
         for start in range(0, len(specs), self.batch_size):
-            pixels = self.render_array(
-                specs[start : start + self.batch_size], seeds[start : start + self.batch_size]
-            )
-            images.extend(Image.fromarray(p) for p in pixels)
-        return images
+            stop = start + self.batch_size
+            for pixels in self.render_array(specs[start:stop], seeds[start:stop]):
+                yield Image.fromarray(pixels)
 
     def render_one(self, spec: MapSpec, image_seed: int) -> Image.Image:
         return self.render([spec], [image_seed])[0]
@@ -349,11 +356,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        return _render_to_folder(args)
+    except (ValueError, OSError) as exc:  # bad checkpoint, spec file or option: one clear line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _render_to_folder(args: argparse.Namespace) -> int:
     from generator import __version__
-    from generator.sampling import SpecDistribution, spec_for_index
+    from generator.sampling import SpecDistribution, image_seed, spec_for_index
     from generator.semantic_map import MapSpec
 
-    args = _parse_args(argv)
     renderer = Renderer(
         args.checkpoint,
         device=args.device,
@@ -376,12 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = [spec_for_index(dist, size=size, batch_seed=args.seed, index=i) for i in range(args.n)]
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    images = renderer.render(specs, args.seed)
-    elapsed = time.perf_counter() - start
-    from generator.sampling import image_seed
-
     with open(args.out / "manifest.jsonl", "w") as fh:
-        for i, (spec, image) in enumerate(zip(specs, images)):
+        for i, (spec, image) in enumerate(zip(specs, renderer.iter_render(specs, args.seed))):
             name = f"{i:05d}.png"
             image.save(args.out / name)
             record = {
@@ -397,9 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "device": str(renderer.device),
             }
             fh.write(json.dumps(record) + "\n")
+    elapsed = time.perf_counter() - start
     print(
-        f"rendered {len(images)} images of {size}x{size} px to {args.out} on {renderer.device} "
-        f"in {elapsed:.2f}s ({len(images) / elapsed:.2f} images/s)"
+        f"rendered {len(specs)} images of {size}x{size} px to {args.out} on {renderer.device} "
+        f"in {elapsed:.2f}s ({len(specs) / elapsed:.2f} images/s)"
     )
     return 0
 

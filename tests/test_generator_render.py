@@ -162,6 +162,20 @@ def test_more_specs_than_the_batch_size_are_rendered_in_chunks_of_that_size(resi
     assert np.array_equal(_pixels(images)[4], last_alone[0])
 
 
+def test_iter_render_checks_every_spec_first_then_renders_one_chunk_at_a_time(resize_ckpt):
+    renderer = Renderer(resize_ckpt, device="cpu", batch_size=2)
+    batches: list[int] = []
+    renderer._net.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    bad = [*_specs(4), MapSpec(size=SIZE * 2, lesions=(LesionSpec("MEL"),), fitzpatrick=2)]
+    with pytest.raises(ValueError, match=r"specs\[4\]\.size"):
+        renderer.iter_render(bad, seed=1)
+    assert batches == []  # nothing rendered before the bad spec was found
+    images = renderer.iter_render(_specs(5), seed=1)
+    next(images)
+    assert batches == [2]
+    assert len(list(images)) == 4 and batches == [2, 2, 2]
+
+
 def test_the_optimized_path_is_within_two_levels_of_the_plain_eager_forward(ckpt_path):
     specs = _specs(4)
     fast = _pixels(Renderer(ckpt_path, device="cpu", batch_size=4).render(specs, seed=7))
@@ -252,6 +266,15 @@ def test_the_command_line_writes_pngs_and_a_provenance_manifest(resize_ckpt, tmp
 
     assert np.array_equal(np.asarray(Image.open(out / "00001.png")), np.asarray(again))
     assert "images/s" in capsys.readouterr().out
+
+
+def test_the_command_line_reports_a_bad_checkpoint_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert main(["--checkpoint", str(bad), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: not a checkpoint") and "bad.pt" in err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.cuda
