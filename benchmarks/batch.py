@@ -78,6 +78,9 @@ def main() -> None:
     import django
 
     django.setup()
+    import logging
+
+    logging.getLogger("celery").setLevel(logging.WARNING)  # eager runs would log every chunk here
     from django.core.management import call_command
 
     from turingtest.celery import app
