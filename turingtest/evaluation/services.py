@@ -114,11 +114,15 @@ def _inputs_sha256(*sets: Sequence[Image]) -> str:
     return digest.hexdigest()
 
 
-def _load_pixels(images: Sequence[Image]) -> list[PILImage.Image]:
+def _load_pixels(images: Sequence[Image], size: int | None = None) -> list[PILImage.Image]:
+    """RGB pixels of library images; ``size`` downsizes on load so large sets stay small in memory."""
     out = []
     for image in images:
         with image.file.open("rb") as fh, PILImage.open(fh) as im:
-            out.append(im.convert("RGB"))
+            rgb = im.convert("RGB")
+            out.append(
+                rgb.resize((size, size), PILImage.BILINEAR) if size and rgb.size != (size, size) else rgb
+            )
     return out
 
 
@@ -222,7 +226,7 @@ def extractor_resolve(*, spec: str, seed: int, config: dict[str, Any], workdir: 
     name = f"evaluation/extractors/classifier-auto-{key[:32]}.pt"
     if not default_storage.exists(name):
         model, history = train_classifier(
-            _load_pixels(reals),
+            _load_pixels(reals, cls_config.image_size),
             [im.condition.code for im in reals],
             cls_config,
             epochs=epochs,
@@ -461,7 +465,7 @@ def augmentation_run_execute(*, run_pk: int) -> AugmentationRun:
         else:
             synthetic = _ordered(run.synthetic_image_ids)
             pool: dict[str, list] = {}
-            for im, pixels in zip(synthetic, _load_pixels(synthetic)):
+            for im, pixels in zip(synthetic, _load_pixels(synthetic, int(run.config.get("image_size", 64)))):
                 pool.setdefault(im.condition.code, []).append((pixels, {"image_id": im.pk, **im.provenance}))
             source = PoolSource(pool)
         conditions_meta = Condition.objects.all()
@@ -475,7 +479,7 @@ def augmentation_run_execute(*, run_pk: int) -> AugmentationRun:
         )
         out = workdir / "report"
         report = run_augmentation_experiment(
-            images=_load_pixels(real),
+            images=_load_pixels(real, config.image_size),
             labels=[im.condition.code for im in real],
             groups=[im.patient_id or None for im in real],
             ids=[str(im.pk) for im in real],
