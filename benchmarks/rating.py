@@ -270,6 +270,29 @@ class Rater:
         }
 
 
+def count_queries(study_id: int, session_key: str) -> dict[str, int]:
+    """SQL statements (BEGIN/SAVEPOINT/COMMIT included) of one call of each kind, in-process:
+    the first thing to look at when the ratio is off."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["sessionid"] = session_key
+    client.cookies["csrftoken"] = "b" * 32
+    headers = {"HTTP_X_CSRFTOKEN": "b" * 32}
+    token = client.get(f"/api/rate/{study_id}/state").json()["item"]["token"]
+    answer = {"token": token, "client_key": str(uuid.uuid4()), "says_synthetic": True, "diagnosis": "unsure"}
+    out = {}
+    for what, path in (("trivial", "/bench/trivial"), ("rating", f"/api/rate/{study_id}/answers")):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(path, json.dumps(answer), content_type="application/json", **headers)
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"in-process {what}: HTTP {response.status_code}")
+        out[what] = len(queries)
+    return out
+
+
 def run_phase(raters: list[Rater], what: str, n_requests: int, seconds: float) -> PhaseResult:
     """All raters at once, each doing up to ``n_requests`` calls or until ``seconds`` pass."""
     result = PhaseResult()
@@ -349,6 +372,7 @@ def main() -> None:
         }
     )
     os.environ.pop("CELERY_BROKER_URL", None)
+    (media / "var" / "static").mkdir(parents=True)  # WhiteNoise warns about a missing STATIC_ROOT
     import django
 
     django.setup()
@@ -398,7 +422,8 @@ def main() -> None:
                     raise RuntimeError(f"{len(phase.errors)} failed requests, first: {phase.errors[0]}")
                 results[what].append(phase)
 
-        expected = sum(r.n_recorded for r in raters)
+        queries = count_queries(study_id, sessions[0])
+        expected = sum(r.n_recorded for r in raters) + 1  # + the one count_queries answered
         recorded = Judgment.objects.filter(presentation__assignment__study_id=study_id).count()
         if recorded != expected:
             raise RuntimeError(f"{recorded} judgments in the database for {expected} acknowledged answers")
@@ -412,6 +437,7 @@ def main() -> None:
         ours, line = summary("submit+next", results["rating"])
         print(line)
         print(f"judgments recorded: {recorded} (one per acknowledged answer)")
+        print(f"SQL statements per request: trivial {queries['trivial']}, submit+next {queries['rating']}")
         print(f"rating: ratio={ours / base:.2f} target=>=0.5")
     except Exception as exc:
         if server is not None:
