@@ -12,7 +12,7 @@ from django.urls import reverse
 from tests.evaluation_data import batch_with_images, real_images
 from tests.factories import AdminFactory
 from turingtest.evaluation import services
-from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches
+from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
 from turingtest.evaluation.models import AugmentationRun, FidelityRun
 from turingtest.library.admin import GenerationBatchAdmin
 from turingtest.library.models import GenerationBatch
@@ -58,7 +58,12 @@ def test_a_finished_fidelity_run_shows_its_results_table_and_feature_space(admin
 def test_the_add_page_queues_a_fidelity_run_for_a_batch(admin_client, django_capture_on_commit_callbacks):
     real_images({"MEL": 4, "NEV": 4})
     batch = batch_with_images({"MEL": 4})
-    assert admin_client.get(reverse("admin:evaluation_fidelityrun_add")).status_code == 200
+    page = admin_client.get(reverse("admin:evaluation_fidelityrun_add") + f"?batch={batch.pk}")
+    assert page.status_code == 200
+    assert (
+        f'<option value="{batch.pk}" selected>' in page.content.decode()
+    )  # the batch page's link preselects
+    assert f"?batch={batch.pk}" in compute_fidelity_link(batch)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = admin_client.post(
             reverse("admin:evaluation_fidelityrun_add"),

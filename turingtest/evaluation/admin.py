@@ -6,6 +6,9 @@ The batch admin lives in ``turingtest/library/admin.py``; wire these in there wi
     from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches
     inlines = [GenerationChunkInline, FidelityRunInline]
     actions = ["cancel_batches", compute_fidelity_for_batches]
+    # and, for a button on the page, a readonly field:
+    @admin.display(description="fidelity")
+    def fidelity(self, obj): return compute_fidelity_link(obj)
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ def fidelity_results_html(run: FidelityRun) -> str:
         {"name": code, "m": m} for code, m in sorted(result["per_condition"].items())
     ]
     return render_to_string("evaluation/fidelity_results.html", {"result": result, "rows": rows})
+
+
+def compute_fidelity_link(batch) -> str:
+    """A "Compute fidelity metrics" link for a batch's admin page (a readonly field there)."""
+    url = reverse("admin:evaluation_fidelityrun_add") + f"?batch={batch.pk}"
+    return format_html('<a class="button" href="{}">Compute fidelity metrics</a>', url)
 
 
 @admin.action(description="Compute fidelity metrics (classifier:auto) for the selected batches")
@@ -211,7 +220,8 @@ class FidelityRunAdmin(_RunAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
         if not self.has_add_permission(request):
             return HttpResponse(status=403)
-        form = FidelityRunForm(request.POST or None)
+        # ?batch=ID preselects the batch: the "compute fidelity" link on a batch's page points here
+        form = FidelityRunForm(request.POST or None, initial={"batch": request.GET.get("batch")})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
