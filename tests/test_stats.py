@@ -96,6 +96,22 @@ def test_wilson_interval_contains_the_estimate_and_mirrors_under_complement(xn):
     assert high == pytest.approx(1 - low_c, abs=1e-12)
 
 
+@given(
+    st.integers(1, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+    st.sampled_from([0.8, 0.9, 0.95, 0.99]),
+)
+@settings(max_examples=60, deadline=None)
+def test_both_intervals_equal_statsmodels_proportion_confint(xn, confidence):
+    from statsmodels.stats.proportion import proportion_confint
+
+    x, n = xn
+    for method, sm in (("wilson", "wilson"), ("exact", "beta")):
+        low, high = proportion_confint(x, n, alpha=1 - confidence, method=sm)
+        low = 0.0 if x == 0 else low
+        high = 1.0 if x == n else high
+        assert stats.wilson_interval(x, n, confidence, method=method) == pytest.approx((low, high), abs=1e-10)
+
+
 def test_all_correct_and_all_wrong_give_one_sided_intervals():
     assert stats.wilson_interval(20, 20)[1] == 1.0
     assert stats.wilson_interval(0, 20)[0] == 0.0
@@ -115,6 +131,11 @@ def test_binomial_test_is_symmetric_at_one_half_and_agrees_with_scipy(xn):
     assert 0.0 <= p <= 1.0
     assert p == pytest.approx(stats.binomial_test(n - x, n))
     assert p == pytest.approx(sps.binomtest(x, n).pvalue)
+
+
+@pytest.mark.parametrize(("x", "n"), [(499_000, 1_000_000), (50_210, 100_000), (2_460, 5_000), (7, 20_001)])
+def test_binomial_test_at_one_half_agrees_with_scipy_for_large_samples(x, n):
+    assert stats.binomial_test(x, n) == pytest.approx(sps.binomtest(x, n).pvalue, rel=1e-9, abs=1e-300)
 
 
 def test_binomial_test_rejects_an_empty_sample_and_a_bad_null():
@@ -282,6 +303,15 @@ def test_auc_is_the_pairwise_probability_and_reverses_when_the_groups_swap(pos, 
     assert 0.0 <= res.ci_low <= res.auc <= res.ci_high <= 1.0
 
 
+@given(st.lists(st.floats(-3, 3, allow_nan=False), min_size=2, max_size=30), ratings)
+@settings(max_examples=40, deadline=None)
+def test_continuous_ratings_take_the_sorting_path_with_the_same_definition(pos, neg):
+    pos = np.array(pos) + 0.25  # not integers: the general placement-value path
+    res = stats.rating_auc_ci(pos, neg)
+    assert res.auc == pytest.approx(_brute_auc(pos, neg), abs=1e-12)
+    assert res.se == pytest.approx(_brute_delong_se(pos, neg), abs=1e-12)
+
+
 def test_auc_edge_cases():
     assert stats.rating_auc([5, 6], [1, 2]) == 1.0
     assert stats.rating_auc([1, 2], [5, 6]) == 0.0
@@ -372,7 +402,11 @@ def test_cohens_kappa_rejects_mismatched_or_empty_input():
         stats.cohens_kappa([1, 2], [1, 2], weights="cubic")
 
 
-def test_pairwise_kappa_matrix_equals_cohens_kappa_pair_by_pair_with_missing_ratings():
+@pytest.mark.parametrize("stacked_rows", [4000, 0])  # one Gram matrix, or one product per block
+def test_pairwise_kappa_matrix_equals_cohens_kappa_pair_by_pair_with_missing_ratings(
+    monkeypatch, stacked_rows
+):
+    monkeypatch.setattr(stats, "_STACKED_GRAM_ROWS", stacked_rows)
     rng = np.random.default_rng(3)
     ratings = rng.integers(0, 3, size=(6, 40)).astype(float)
     ratings[rng.random(ratings.shape) < 0.3] = nan
@@ -624,6 +658,22 @@ def test_the_bootstrap_rejects_mismatched_arrays_and_reports_undefined_replicate
         stats.bootstrap_two_way([], [], lambda w: 0.0)
     res = stats.bootstrap_two_way([0, 1], [0, 1], lambda w: float("nan"), n_boot=20)
     assert res.n_valid == 0 and math.isnan(res.ci_low)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        np.array([5, 3, 5, 900, 3]),
+        np.array([-2, 7, -2]),
+        np.array([2.0, 1.0, 2.0]),
+        np.array(["b", "a", "b"]),
+    ],
+)
+def test_factorize_matches_numpy_unique(ids):
+    uniques, codes = stats.factorize(ids)
+    expected_uniques, expected_codes = np.unique(ids, return_inverse=True)
+    assert list(uniques) == list(expected_uniques)
+    assert list(codes) == list(expected_codes)
 
 
 def test_proportion_bundles_the_interval_and_the_test():

@@ -575,6 +575,13 @@ def _detection(
     )
 
 
+def _group_order(codes: np.ndarray) -> np.ndarray:
+    """Stable order grouping equal codes; small codes go through NumPy's O(n) radix sort."""
+    if codes.size and 0 <= codes.min() and codes.max() < 2**15:
+        return np.argsort(codes.astype(np.int16), kind="stable")
+    return np.argsort(codes, kind="stable")
+
+
 def _bin_codes(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
     """Bin index of each value (``len(edges)`` for unknown/NaN); bins are [edge_k, edge_k+1)."""
     codes = np.full(values.shape, len(edges), dtype=np.int64)
@@ -637,7 +644,7 @@ def build_from_rows(
     invitations = Invitation.objects.filter(study=study).aggregate(
         n=Count("pk"), used=Count("pk", filter=Q(used_at__isnull=False))
     )
-    rater_ids_all = np.unique(rows.rater).astype(np.int64) if rows.n else np.empty(0, np.int64)
+    rater_ids_all = stats.factorize(rows.rater.astype(np.int64))[0] if rows.n else np.empty(0, np.int64)
     profiles = {
         user_id: (pseudonym, role, years)
         for user_id, pseudonym, role, years in RaterProfile.objects.filter(
@@ -677,7 +684,9 @@ def build_from_rows(
     f_rt = rows.response_ms[first]
     f_correct = f_says == f_truth
 
-    rater_ids, f_rater = np.unique(f_rater_id, return_inverse=True)
+    rater_ids, f_rater = (
+        stats.factorize(f_rater_id) if f_rater_id.size else (np.empty(0, np.int64), f_rater_id)
+    )
     n_raters = int(rater_ids.size)
 
     def profile(user_id: int) -> tuple[str, str, int]:
@@ -693,7 +702,7 @@ def build_from_rows(
     # ---- detection
     pooled = _detection(f_says, f_truth, f_signed, "pooled", warnings, confidence)
     per_rater: list[RaterDetection] = []
-    order = np.argsort(f_rater, kind="stable")
+    order = _group_order(f_rater)
     bounds = np.searchsorted(f_rater[order], np.arange(n_raters + 1))
     rater_warnings = _Warnings()  # per-rater gaps are summarized, not listed 200 times
     for r in range(n_raters):
@@ -727,7 +736,7 @@ def build_from_rows(
     # ---- breakdowns
     def groups(codes: np.ndarray, labels: list[str], name: str) -> tuple[GroupDetection, ...]:
         """Detection per group; ``codes`` index ``labels`` (one sort, then slices)."""
-        order = np.argsort(codes, kind="stable")
+        order = _group_order(codes)
         bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
         out = []
         for k, label in enumerate(labels):
@@ -821,11 +830,10 @@ def _hype(
         if not sel.any():
             w.add(f"{label}: no judgments")
             return None
-        if np.unique(rater[sel]).size < 2 or np.unique(image[sel]).size < 2:
+        r, i, e = (rater, image, error) if sel.all() else (rater[sel], image[sel], error[sel])
+        if np.count_nonzero(np.bincount(r)) < 2 or np.count_nonzero(np.bincount(i)) < 2:
             w.add(f"{label}: the bootstrap CI needs at least two raters and two images")
-        return stats.bootstrap_two_way_mean(
-            rater[sel], image[sel], error[sel], n_boot=n_boot, seed=seed, confidence=confidence
-        )
+        return stats.bootstrap_two_way_mean(r, i, e, n_boot=n_boot, seed=seed, confidence=confidence)
 
     everything = np.ones(says.size, dtype=bool)
     return Hype(
@@ -842,9 +850,9 @@ def _agreement_stats(
     if values.size == 0:
         w.add(f"{label} agreement: no judgments")
         return Agreement(0, 0, None, 0, None, None)
-    img_codes, img_idx = np.unique(image, return_inverse=True)
+    img_codes, img_idx = stats.factorize(image)
     n_img = int(img_codes.size)
-    n_r = int(np.unique(rater).size)
+    n_r = int(np.count_nonzero(np.bincount(rater)))
     counts = np.bincount(img_idx * n_categories + values, minlength=n_img * n_categories).reshape(
         n_img, n_categories
     )
@@ -884,7 +892,7 @@ def _agreement(
 ) -> AgreementSection:
     detection = _agreement_stats(f_rater, f_img, f_says.astype(np.int64), 2, "detection", w)
     answered = ~np.isnan(f_diag)
-    diag_codes, diag_idx = np.unique(f_diag[answered], return_inverse=True)
+    diag_codes, diag_idx = stats.factorize(f_diag[answered].astype(np.int64))
     diagnosis = _agreement_stats(
         f_rater[answered],
         f_img[answered],
@@ -918,12 +926,12 @@ def _test_retest(
 ) -> TestRetest:
     """Each repeat paired with the rater's first answer to the same presentation."""
     rep = np.flatnonzero(is_repeat & known)
-    order = np.argsort(rows.presentation)
-    sorted_pres = rows.presentation[order]
-    loc = np.searchsorted(sorted_pres, rows.repeat_of[rep])
-    ok = loc < sorted_pres.size
-    ok[ok] = sorted_pres[loc[ok]] == rows.repeat_of[rep][ok]
-    rep, orig = rep[ok], order[loc[ok]]
+    # Only the originals of the (few) repeats are needed: find them without sorting every row.
+    candidates = np.flatnonzero(np.isin(rows.presentation, rows.repeat_of[rep]))
+    row_of = dict(zip(rows.presentation[candidates].tolist(), candidates.tolist(), strict=True))
+    found = [row_of.get(p) for p in rows.repeat_of[rep].tolist()]
+    ok = np.array([f is not None for f in found], dtype=bool)
+    rep, orig = rep[ok], np.array([f for f in found if f is not None], dtype=np.int64)
     a, b = rows.says_synthetic[orig], rows.says_synthetic[rep]
     da, db = rows.diagnosis[orig], rows.diagnosis[rep]
     rater_of = rows.rater[rep].astype(np.int64)

@@ -28,7 +28,7 @@ from typing import Literal, NamedTuple
 
 import krippendorff
 import numpy as np
-from scipy import sparse
+from scipy import sparse, special
 from scipy import stats as sps
 from statsmodels.stats import inter_rater
 
@@ -131,7 +131,8 @@ def wilson_interval(
     Wilson is the default because it keeps close to nominal coverage for small ``n``
     and proportions near 0 or 1 (Newcombe 1998, method 3), where the Wald interval
     collapses to zero width. ``n = 0`` raises ``ValueError``: there is no interval
-    without data. Computed by ``statsmodels.stats.proportion.proportion_confint``.
+    without data. Equal to ``statsmodels.stats.proportion.proportion_confint`` with
+    ``method="wilson"`` / ``"beta"`` (tested); evaluated directly because it is cheap.
 
     References
     ----------
@@ -149,24 +150,29 @@ def wilson_interval(
     >>> [round(v, 4) for v in wilson_interval(81, 263, method="exact")]
     [0.2527, 0.3676]
     """
-    from statsmodels.stats.proportion import proportion_confint
-
     x, n = _count("successes", successes), _count("n", n)
     if n == 0:
         raise ValueError("n must be at least 1 for a confidence interval, got 0")
     if x > n:
         raise ValueError(f"successes ({x}) cannot exceed n ({n})")
     confidence = _confidence(confidence)
+    alpha = 1.0 - confidence
     if method == "wilson":
-        sm_method = "wilson"
+        # The closed form above, evaluated directly: the report calls this thousands of
+        # times, and statsmodels' proportion_confint (checked equal in the tests) costs
+        # ~100× more per call in array handling.
+        z = float(special.ndtri(1.0 - alpha / 2.0))
+        phat, z2 = x / n, z * z
+        centre = (phat + z2 / (2 * n)) / (1 + z2 / n)
+        half = z * math.sqrt(phat * (1 - phat) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+        low, high = centre - half, centre + half
     elif method == "exact":
-        sm_method = "beta"
+        low = float(sps.beta.ppf(alpha / 2, x, n - x + 1)) if x > 0 else 0.0
+        high = float(sps.beta.ppf(1 - alpha / 2, x + 1, n - x)) if x < n else 1.0
     else:
         raise ValueError(f"method must be 'wilson' or 'exact', got {method!r}")
-    low, high = proportion_confint(x, n, alpha=1.0 - confidence, method=sm_method)
-    # Clopper–Pearson returns nan at the boundaries in some versions; the limit is exact.
-    low = 0.0 if x == 0 else float(low)
-    high = 1.0 if x == n else float(high)
+    low = 0.0 if x == 0 else low
+    high = 1.0 if x == n else high
     return Interval(max(0.0, low), min(1.0, high))
 
 
@@ -211,6 +217,12 @@ def binomial_test(successes: int, n: int, p: float = 0.5) -> float:
         raise ValueError(f"successes ({x}) cannot exceed n ({n})")
     if not (0.0 <= float(p) <= 1.0):
         raise ValueError(f"p must be in [0, 1], got {p!r}")
+    if float(p) == 0.5:
+        # Symmetric null: outcomes no more likely than x are exactly the two tails beyond
+        # min(x, n − x), so the "minlike" p-value is 2·P(K ≤ min(x, n − x)), capped at 1.
+        # Same value as binomtest (checked in the tests), without its search: the report
+        # runs this test for every rater and group.
+        return min(1.0, 2.0 * float(special.bdtr(min(x, n - x), n, 0.5)))
     return float(sps.binomtest(x, n, float(p), alternative="two-sided").pvalue)
 
 
@@ -230,9 +242,9 @@ class ProportionResult:
 def proportion(successes: int, n: int, *, p0: float = 0.5, confidence: float = 0.95) -> ProportionResult:
     """``x/n`` with its Wilson CI and exact two-sided binomial p-value against ``p0``.
 
-    >>> r = proportion(7, 10)
-    >>> r.proportion, round(r.p_value, 4)
-    (0.7, 0.3438)
+    >>> r = proportion(7, 10)  # p = 2·P(K ≤ 3) = 2·176/1024
+    >>> r.proportion, round(r.p_value, 5)
+    (0.7, 0.34375)
     """
     low, high = wilson_interval(successes, n, confidence)
     return ProportionResult(
@@ -463,7 +475,7 @@ def dprime(
                 )
     else:
         raise ValueError(f"correction must be 'loglinear' or None, got {correction!r}")
-    zh, zf = float(sps.norm.ppf(h)), float(sps.norm.ppf(f))
+    zh, zf = float(special.ndtri(h)), float(special.ndtri(f))
     return DPrime(zh - zf, -(zh + zf) / 2.0)
 
 
@@ -481,6 +493,25 @@ def _auc_components(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.nd
     tied_p = np.searchsorted(pos_sorted, neg, side="right") - np.searchsorted(pos_sorted, neg, side="left")
     v01 = (above + 0.5 * tied_p) / pos.size
     return v10, v01
+
+
+def _delong_discrete(pos: np.ndarray, neg: np.ndarray, size: int) -> tuple[float, float, float]:
+    """AUC and the variances of DeLong's placement values for ratings on 0..size−1.
+
+    Confidence scales have a handful of levels, so the placements are computed per level
+    from two histograms (O(n), no sorting) and their variances weighted by the level counts.
+    Same numbers as the general path (tested).
+    """
+    cp = np.bincount(pos.astype(np.int64), minlength=size).astype(np.float64)
+    cn = np.bincount(neg.astype(np.int64), minlength=size).astype(np.float64)
+    n1, n0 = pos.size, neg.size
+    v10 = (np.cumsum(cn) - cn + 0.5 * cn) / n0  # placement of a positive at each level
+    v01 = (n1 - np.cumsum(cp) + 0.5 * cp) / n1  # placement of a negative at each level
+    auc = float(cp @ v10) / n1
+    var10 = float(cp @ (v10 - auc) ** 2) / (n1 - 1)
+    mean01 = float(cn @ v01) / n0
+    var01 = float(cn @ (v01 - mean01) ** 2) / (n0 - 1)
+    return auc, var10, var01
 
 
 def _ratings(name: str, values: object) -> np.ndarray:
@@ -573,10 +604,15 @@ def rating_auc_ci(
             f"DeLong's variance needs at least 2 positives and 2 negatives, got {pos.size} and {neg.size}"
         )
     confidence = _confidence(confidence)
-    v10, v01 = _auc_components(pos, neg)
-    auc = float(v10.mean())
-    se = math.sqrt(float(v10.var(ddof=1)) / pos.size + float(v01.var(ddof=1)) / neg.size)
-    z = float(sps.norm.ppf(0.5 + confidence / 2.0))
+    lo = min(float(pos.min()), float(neg.min()))
+    span = max(float(pos.max()), float(neg.max())) - lo
+    if span <= 10_000 and np.all(pos == np.round(pos)) and np.all(neg == np.round(neg)):
+        auc, var10, var01 = _delong_discrete(pos - lo, neg - lo, int(span) + 1)
+    else:
+        v10, v01 = _auc_components(pos, neg)
+        auc, var10, var01 = float(v10.mean()), float(v10.var(ddof=1)), float(v01.var(ddof=1))
+    se = math.sqrt(max(var10, 0.0) / pos.size + max(var01, 0.0) / neg.size)
+    z = float(special.ndtri(0.5 + confidence / 2.0))
     return AucResult(auc, max(0.0, auc - z * se), min(1.0, auc + z * se), se)
 
 
@@ -648,6 +684,10 @@ def cohens_kappa(
     return float(inter_rater.cohens_kappa(table, weights=np.arange(k), wt=weights, return_results=False))
 
 
+# Up to this many stacked rows, pairwise κ takes one Gram matrix (memory: rows² floats).
+_STACKED_GRAM_ROWS = 4000
+
+
 def pairwise_cohens_kappa(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unweighted Cohen's κ for every pair of raters, on the units both rated.
 
@@ -685,16 +725,37 @@ def pairwise_cohens_kappa(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = np.where(mask, arr, -1).astype(np.int64)
     if (values[mask] < 0).any():
         raise ValueError("ratings must be non-negative integer category codes")
-    m = mask.astype(np.float64)
-    n_common = m @ m.T
+    # Counts of shared units are integers below 2**24 (the units), exact in float32,
+    # which halves the cost of the products; the κ arithmetic itself is float64.
+    dtype = np.float32 if arr.shape[1] < 2**24 else np.float64
+    m = mask.astype(dtype)
+    categories = np.unique(values[mask])
+    n_r = arr.shape[0]
+    onehots = [(values == c).astype(dtype) for c in categories]
+    if (len(categories) + 1) * n_r <= _STACKED_GRAM_ROWS:
+        # One Gram matrix of the stacked [M; X_c…] holds every block needed; a single
+        # BLAS call is much cheaper than 2K + 1 small ones on a busy machine.
+        stacked = np.concatenate([m, *onehots]) if onehots else m
+        gram = (stacked @ stacked.T).astype(np.float64)
+
+        def block(a: int, b: int) -> np.ndarray:
+            return gram[a * n_r : (a + 1) * n_r, b * n_r : (b + 1) * n_r]
+    else:
+
+        def block(a: int, b: int) -> np.ndarray:
+            left = m if a == 0 else onehots[a - 1]
+            right = m if b == 0 else onehots[b - 1]
+            return (left @ right.T).astype(np.float64)
+
+    n_common = block(0, 0)
     agree = np.zeros_like(n_common)
     expected = np.zeros_like(n_common)
     with np.errstate(invalid="ignore", divide="ignore"):
-        for c in np.unique(values[mask]):
-            x = (values == c).astype(np.float64)
-            agree += x @ x.T
-            # x_r on units shared with s, times x_s on units shared with r.
-            expected += (x @ m.T) * (m @ x.T)
+        for k in range(1, len(categories) + 1):
+            agree += block(k, k)
+            # x_r on units shared with s, times x_s on units shared with r (M x_cᵀ = (x_c Mᵀ)ᵀ).
+            shared = block(k, 0)
+            expected += shared * shared.T
         po = agree / n_common
         pe = expected / n_common**2
         kappa = (po - pe) / (1.0 - pe)
@@ -870,15 +931,45 @@ _DENSE_CELLS = 20_000_000
 def _two_way_draws(n_raters: int, n_images: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(B, R) and (B, I) multiplicities of a with-replacement draw of raters and images."""
     rng = np.random.default_rng(seed)
-    rater_w = rng.multinomial(n_raters, np.full(n_raters, 1.0 / n_raters), size=n_boot)
-    image_w = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=n_boot)
-    return rater_w.astype(np.float64), image_w.astype(np.float64)
+
+    def counts(n: int) -> np.ndarray:
+        draws = rng.integers(0, n, size=(n_boot, n))
+        offsets = (np.arange(n_boot) * n)[:, None]
+        return np.bincount((draws + offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n)
+
+    return counts(n_raters).astype(np.float64), counts(n_images).astype(np.float64)
+
+
+def factorize(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(uniques, codes)`` with ``uniques[codes] == ids``, uniques sorted (like ``np.unique``).
+
+    Non-negative integer ids (database keys) take an O(n) path through ``np.bincount``
+    instead of a sort, which matters for a million judgments.
+
+    >>> factorize(np.array([7, 3, 7, 10]))
+    (array([ 3,  7, 10]), array([1, 0, 1, 2]))
+    """
+    arr = np.asarray(ids)
+    if (
+        arr.size
+        and arr.dtype.kind in "iu"
+        or (arr.size and arr.dtype.kind == "f" and np.isfinite(arr).all() and np.all(arr == np.round(arr)))
+    ):
+        as_int = arr.astype(np.int64)
+        lo, hi = int(as_int.min()), int(as_int.max())
+        if lo >= 0 and hi <= 4 * as_int.size + 1_000_000:
+            present = np.bincount(as_int, minlength=hi + 1) > 0
+            uniques = np.flatnonzero(present)
+            mapping = np.cumsum(present) - 1
+            return uniques.astype(arr.dtype), mapping[as_int]
+    uniques, codes = np.unique(arr, return_inverse=True)
+    return uniques, codes.reshape(-1)
 
 
 def _factorize(name: str, ids: np.ndarray) -> tuple[np.ndarray, int]:
     arr = _as_1d(name, ids)
-    _, codes = np.unique(arr, return_inverse=True)
-    return codes, int(codes.max()) + 1
+    uniques, codes = factorize(arr)
+    return codes, int(uniques.size)
 
 
 def _percentile_interval(
@@ -1006,6 +1097,16 @@ def bootstrap_two_way_mean(
         flat = rcodes * n_i + icodes
         sums = np.bincount(flat, weights=y, minlength=n_r * n_i).reshape(n_r, n_i)
         counts = np.bincount(flat, minlength=n_r * n_i).reshape(n_r, n_i).astype(np.float64)
+        # Integer cell sums make every product and partial sum an integer of magnitude at
+        # most max|S| · ΣW_b · ΣV_b = max|S| · n_r · n_i; below 2**24 that is exact in
+        # float32, whose products run twice as fast.
+        integral = bool(np.all(y == np.round(y)))
+        if integral and float(np.abs(sums).max(initial=0.0)) * n_r * n_i < 2**24:
+            sums, rater_w, image_w = (
+                sums.astype(np.float32),
+                rater_w.astype(np.float32),
+                image_w.astype(np.float32),
+            )
     else:
         sums = sparse.csr_matrix((y, (rcodes, icodes)), shape=(n_r, n_i))
         counts = sparse.csr_matrix((np.ones_like(y), (rcodes, icodes)), shape=(n_r, n_i))
@@ -1028,7 +1129,8 @@ def bootstrap_two_way_mean(
             num = np.einsum("ib,bi->b", sums.T @ w.T, v)
             den = None if crossed else np.einsum("ib,bi->b", counts.T @ w.T, v)
         if den is None:
-            den = per_cell * w.sum(axis=1) * v.sum(axis=1)
+            den = per_cell * w.sum(axis=1, dtype=np.float64) * v.sum(axis=1, dtype=np.float64)
+        num, den = num.astype(np.float64), den.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             reps[start : start + block] = np.where(den > 0, num / den, np.nan)
     return _percentile_interval(estimate, reps, confidence, int(n_boot))
