@@ -124,17 +124,19 @@ def make_specs(n: int, batch_seed: int) -> list:
     return [spec_for_index(dist, size=SIZE, batch_seed=batch_seed, index=i) for i in range(n)]
 
 
-def best_time(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Best wall time of each function over ``rounds`` alternating rounds (after one warm-up each)."""
-    for fn in fns.values():
-        fn()
+def best_time(
+    fns: dict[str, Callable[[], object]], rounds: int
+) -> tuple[dict[str, float], dict[str, object]]:
+    """Best wall time of each function over ``rounds`` alternating rounds (after one warm-up each),
+    and each function's last result."""
+    results = {k: fn() for k, fn in fns.items()}
     best = {k: float("inf") for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
             start = time.perf_counter()
-            fn()
+            results[k] = fn()
             best[k] = min(best[k], time.perf_counter() - start)
-    return best
+    return best, results
 
 
 def cpu_benchmark(model: UNetGenerator, config: GeneratorConfig, args: argparse.Namespace) -> float:
@@ -156,14 +158,14 @@ def cpu_benchmark(model: UNetGenerator, config: GeneratorConfig, args: argparse.
         def ours(renderer: Renderer = renderer, specs: list = specs, seeds: list = seeds) -> list:
             return renderer.render(specs, seeds)
 
-        times = best_time(
-            {"plain": plain, "ours": ours}, rounds=args.rounds if batch > 1 else args.rounds + 1
-        )
-        plain_px = to_uint8(plain()).astype(np.int16)  # (B, H, W, 3)
-        ours_px = np.stack([np.asarray(im) for im in ours()]).astype(np.int16)
+        rounds = args.rounds if batch > 1 else args.rounds + 1
+        times, out = best_time({"plain": plain, "ours": ours}, rounds=rounds)
+        plain_px = to_uint8(out["plain"]).astype(np.int16)  # (B, H, W, 3)
+        ours_px = np.stack([np.asarray(im) for im in out["ours"]]).astype(np.int16)
         max_diff = int(np.abs(plain_px - ours_px).max())
-        plain_flops = conv_flops(model, maps, noise) / batch
-        ours_flops = conv_flops(renderer._net, maps.contiguous(memory_format=torch.channels_last)) / batch
+        one_map = maps[:1]  # FLOPs per image do not depend on the batch: count on one
+        plain_flops = conv_flops(model, one_map, [m[:1] for m in noise])
+        ours_flops = conv_flops(renderer._net, one_map.contiguous(memory_format=torch.channels_last))
         ips_plain, ips_ours = batch / times["plain"], batch / times["ours"]
         ratio = ips_ours / ips_plain
         print(
@@ -206,12 +208,9 @@ def cuda_benchmark(model: UNetGenerator, config: GeneratorConfig, args: argparse
     def ours() -> list:
         return renderer.render(specs, seeds)
 
-    times = best_time({"plain": plain, "ours": ours}, rounds=5)
-    max_diff = int(
-        np.abs(
-            to_uint8(plain()).astype(np.int16) - np.stack([np.asarray(im) for im in ours()]).astype(np.int16)
-        ).max()
-    )
+    times, out = best_time({"plain": plain, "ours": ours}, rounds=5)
+    ours_px = np.stack([np.asarray(im) for im in out["ours"]]).astype(np.int16)
+    max_diff = int(np.abs(to_uint8(out["plain"]).astype(np.int16) - ours_px).max())
     print(
         f"cuda ({torch.cuda.get_device_name(dev)}), batch 16: plain fp32 {16 / times['plain']:.1f} img/s | "
         f"ours ({renderer.autocast_dtype or 'fp32'}) {16 / times['ours']:.1f} img/s | "
