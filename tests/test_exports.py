@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from tests.research_study import AWKWARD, add_bulk_judgments, build_small_study
 from turingtest import exports
@@ -147,9 +146,7 @@ def test_an_unknown_format_is_a_clear_error(small):
         exports.iter_export(small.study, fmt="xlsx")
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="COPY needs PostgreSQL (run with DATABASE_URL=postgres://…)"
-)
+@pytest.mark.postgres
 def test_on_postgresql_copy_and_the_iterator_writer_give_identical_bytes(small):
     add_bulk_judgments(small.study, 300)
     via_copy = b"".join(exports.iter_copy(exports.copy_sql(small.study), chunk_bytes=4096))
@@ -160,9 +157,7 @@ def test_on_postgresql_copy_and_the_iterator_writer_give_identical_bytes(small):
     assert named == b"".join(exports.iter_csv_python(small.study, identities=True))
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="COPY needs PostgreSQL (run with DATABASE_URL=postgres://…)"
-)
+@pytest.mark.postgres
 def test_closing_a_copy_export_early_stops_it_and_leaves_the_connection_usable(small):
     add_bulk_judgments(small.study, 3000)
     stream = exports.iter_copy(exports.copy_sql(small.study), chunk_bytes=1024)
@@ -173,9 +168,7 @@ def test_closing_a_copy_export_early_stops_it_and_leaves_the_connection_usable(s
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="COPY needs PostgreSQL (run with DATABASE_URL=postgres://…)"
-)
+@pytest.mark.postgres
 def test_closing_a_copy_export_early_outside_a_transaction_cancels_it_cleanly():
     small = build_small_study()
     add_bulk_judgments(small.study, 3000)
