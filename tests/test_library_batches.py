@@ -384,3 +384,56 @@ def test_the_admin_zip_import_runs_as_a_task_and_lists_bad_rows(
     assert b"line 4: missing file" in page.content
     progress = client.get(reverse("library-import-progress", args=[job.pk])).json()
     assert (progress["done"], progress["total"], progress["n_errors"]) == (3, 3, 1)
+
+
+def test_a_transient_error_is_retried_and_the_chunk_then_completes(checkpoint, monkeypatch):
+    from django.db import OperationalError
+
+    from turingtest.library import tasks
+    from turingtest.library.tasks import render_chunk
+
+    batch = services.batch_schedule(checkpoint=checkpoint, count=3, seed=4, distribution=distribution())
+    chunk = batch.chunks.get()
+    real = services.renderer_get
+    calls = {"n": 0}
+
+    def flaky(ckpt):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("server closed the connection unexpectedly (injected)")
+        return real(ckpt)
+
+    monkeypatch.setattr(services, "renderer_get", flaky)
+    monkeypatch.setattr(tasks, "RETRY_BACKOFF_BASE", 0.01)
+    render_chunk.apply(kwargs={"chunk_pk": chunk.pk})
+    assert calls["n"] == 2
+    batch.refresh_from_db()
+    assert (batch.status, batch.n_done) == ("succeeded", 3)
+    assert batch.chunks.get().attempts == 2
+
+
+def test_a_transient_error_that_never_clears_fails_the_batch_after_the_last_retry(checkpoint, monkeypatch):
+    from django.db import OperationalError
+
+    from turingtest.library import tasks
+    from turingtest.library.tasks import MAX_RETRIES, render_chunk
+
+    batch = services.batch_schedule(checkpoint=checkpoint, count=2, seed=4, distribution=distribution())
+
+    def down(ckpt):
+        raise OperationalError("database unavailable (injected)")
+
+    monkeypatch.setattr(services, "renderer_get", down)
+    monkeypatch.setattr(tasks, "RETRY_BACKOFF_BASE", 0.01)
+    render_chunk.apply(kwargs={"chunk_pk": batch.chunks.get().pk})
+    batch.refresh_from_db()
+    assert batch.status == "failed"
+    assert f"gave up after {MAX_RETRIES} retries: database unavailable" in batch.error
+    assert batch.chunks.get().attempts == MAX_RETRIES + 1 and Image.objects.count() == 0
+
+
+def test_the_retry_backoff_grows_and_is_capped():
+    from turingtest.library.tasks import backoff_seconds
+
+    assert [backoff_seconds(n) for n in range(5)] == [2.0, 4.0, 8.0, 16.0, 32.0]
+    assert backoff_seconds(10) == 60.0
