@@ -64,6 +64,7 @@
     back: $("back-button"),
     backLabel: $("back-label"),
     formStatus: $("form-status"),
+    loadingStatus: $("loading-status"),
     feedbackPanel: $("feedback-panel"),
     feedbackHeading: $("feedback-heading"),
     feedbackText: $("feedback-text"),
@@ -188,6 +189,8 @@
   function setStatus(text, isWarning) {
     ui.formStatus.textContent = text;
     ui.formStatus.classList.toggle("warning", Boolean(isWarning));
+    // While the loading view is up (first load, reload with a pending answer) say it there too.
+    ui.loadingStatus.textContent = isWarning && view === "loading" ? text : "";
   }
 
   /** Shows one view; "feedback" is the item view with the tutorial feedback in place of the form. */
