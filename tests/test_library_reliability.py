@@ -64,7 +64,10 @@ def test_a_batch_of_n_completes_with_exactly_n_images_and_provenance(taxonomy, t
         assert image.provenance["seed"] == image_seed(21, image.batch_index)
         assert image.provenance["checkpoint_sha256"] == checkpoint.sha256
         assert image.provenance["spec"]["size"] == 32
-    assert "render_chunk" in live_worker.log()
+    log = live_worker.log_path.read_text(errors="replace")
+    assert log.count("render_chunk") >= 3
+    # The worker loaded the model once and kept it for all three chunks.
+    assert log.count(f"renderer loaded: checkpoint {checkpoint.sha256[:12]}") == 1
 
 
 def test_killing_the_worker_mid_batch_then_a_new_worker_finishes_it_without_duplicates(

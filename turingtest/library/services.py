@@ -741,6 +741,12 @@ def renderer_get(checkpoint: GeneratorCheckpoint) -> Any:
     if renderer is None:
         device = os.environ.get("DERMGAN_DEVICE", "auto")
         renderer = Renderer(checkpoint_local_path(checkpoint), device=device)
+        logger.info(
+            "renderer loaded: checkpoint %s on %s (pid %s)",
+            checkpoint.sha256[:12],
+            renderer.device,
+            os.getpid(),
+        )
         _RENDERERS[checkpoint.sha256] = renderer
         while len(_RENDERERS) > _RENDERER_CACHE_SIZE:
             _RENDERERS.popitem(last=False)
