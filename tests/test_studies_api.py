@@ -227,7 +227,7 @@ def test_finishing_shows_the_score_only_when_the_study_allows_it():
         assert s["progress"] == {"done": 2, "total": 2}
         assert s["score"] == ({"n_correct": 1, "n_answered": 2, "accuracy": 0.5} if show else None)
         a = Assignment.objects.get(study=study, rater=rater)
-        assert (a.n_done, a.n_items) == (2, 2)
+        assert a.n_items == 2 and a.presentations.filter(answered_at__isnull=False).count() == 2
         assert a.started_at is not None and a.finished_at is not None and a.finished_at >= a.started_at
 
 

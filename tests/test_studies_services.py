@@ -170,4 +170,4 @@ def test_concurrent_double_submits_record_one_judgment_on_postgresql():
         assert Judgment.objects.count() == 1
         Judgment.objects.all().delete()
         Presentation.objects.filter(public_token=token).update(answered_at=None)
-        Assignment.objects.filter(pk=assignment.pk).update(n_done=0)
+        Assignment.objects.filter(pk=assignment.pk).update(finished_at=None)

@@ -117,8 +117,10 @@ def audit_collect(*, study: Study) -> list[dict]:
         if study.status != Study.Status.OPEN:
             Study.objects.filter(pk=study.pk).update(status=Study.Status.OPEN)
         rater = get_user_model().objects.create_user(username=f"audit-{uuid.uuid4().hex[:12]}")
-        assignment = Assignment.objects.create(study=study, rater=rater, seed=0, consented_at=timezone.now())
         items = list(study.items.filter(is_tutorial=False).select_related("image").order_by("?"))
+        assignment = Assignment.objects.create(
+            study=study, rater=rater, seed=0, consented_at=timezone.now(), n_items=len(items)
+        )
         Presentation.objects.bulk_create(
             [Presentation(assignment=assignment, item=item, position=i) for i, item in enumerate(items)]
         )

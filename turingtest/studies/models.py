@@ -135,12 +135,10 @@ class Assignment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
-    # Progress counters, kept in the same transaction as each answer, so the rating page's
-    # state needs no COUNT over the rater's presentations (constant work per answer).
+    # Sizes fixed at creation. Answers are given strictly in position order, so progress is
+    # the current item's position: the state needs no COUNT and no counter updates.
     n_items = models.PositiveIntegerField(default=0, help_text="Study presentations (repeats included).")
-    n_done = models.PositiveIntegerField(default=0)
     n_tutorial = models.PositiveIntegerField(default=0)
-    n_tutorial_done = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "rater"], name="assignment_unique_rater")]

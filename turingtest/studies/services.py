@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Value
+from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -393,14 +393,17 @@ def assignment_state(*, assignment: Assignment, upcoming: list[dict] | None = No
     """
     study = assignment.study
     config = protocol.config_with_defaults(study.config)
-    counts = {
-        "total": assignment.n_items,
-        "done": assignment.n_done,
-        "tutorial_total": assignment.n_tutorial,
-        "tutorial_done": assignment.n_tutorial_done,
-    }
     if upcoming is None:
         upcoming = _upcoming(assignment)
+    # Tutorial first, then study items, answered strictly in position order (editing an
+    # earlier answer does not unanswer it): the current position is the progress.
+    answered = upcoming[0]["position"] if upcoming else assignment.n_tutorial + assignment.n_items
+    counts = {
+        "total": assignment.n_items,
+        "done": max(0, answered - assignment.n_tutorial),
+        "tutorial_total": assignment.n_tutorial,
+        "tutorial_done": min(answered, assignment.n_tutorial),
+    }
     item = None
     next_image_url = None
     if upcoming:
@@ -518,21 +521,27 @@ def _validate_answer(answer: Answer, config: dict) -> None:
         raise RatingError(400, "invalid", "Invalid answer.", errors=errors)
 
 
-def _feedback(presentation: Presentation, says_synthetic: bool) -> dict:
+def _feedback(presentation_pk: int, says_synthetic: bool) -> dict:
     """Tutorial items are labelled examples: the truth is shown after the answer."""
-    truth_synthetic = presentation.item.image.kind == Image.Kind.SYNTHETIC
+    kind = (
+        Image.objects.filter(study_items__presentations__pk=presentation_pk)
+        .values_list("kind", flat=True)
+        .get()
+    )
+    truth_synthetic = kind == Image.Kind.SYNTHETIC
     return {"correct": truth_synthetic == says_synthetic, "truth": "synthetic" if truth_synthetic else "real"}
 
 
 def _body(
-    presentation: Presentation,
+    presentation_pk: int,
+    is_tutorial: bool,
     assignment: Assignment,
     says_synthetic: bool,
     upcoming: list[dict] | None = None,
 ) -> dict:
     body: dict[str, Any] = {"recorded": True}
-    if presentation.is_tutorial:
-        body["feedback"] = _feedback(presentation, says_synthetic)
+    if is_tutorial:
+        body["feedback"] = _feedback(presentation_pk, says_synthetic)
     body["state"] = assignment_state(assignment=assignment, upcoming=upcoming)
     return body
 
@@ -559,53 +568,79 @@ def judgment_record(
     the current item or already answered with another key).
     """
     config = protocol.config_with_defaults(assignment.study.config)
-    with transaction.atomic():
-        p = (
-            Presentation.objects.select_related("item__image", "judgment", "tutorial_answer")
-            .filter(public_token=token, assignment=assignment)
-            .first()
+    try:
+        with transaction.atomic():
+            return _record(assignment, token, answer, client_key, config)
+    except IntegrityError:
+        # Only a client_key already used for another answer gets here (the claim above
+        # the insert rules out a second row for this presentation); nothing was written.
+        raise RatingError(409, "key_reused", "This client_key was already used for another answer.") from None
+
+
+def _record(
+    assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID, config: dict
+) -> tuple[int, dict]:
+    # Fast path, the usual case: the token is the rater's current item. One read gives the
+    # current item and the two after it (for the next state), without looking the token up.
+    upcoming = _upcoming(assignment, 3)
+    if not upcoming or upcoming[0]["public_token"] != token:
+        return _not_current(assignment, token, answer, client_key, config)
+    _validate_answer(answer, config)
+    current = upcoming[0]
+    now = timezone.now()
+    # Claim the answer and stamp shown_at of the item the response will show, in one UPDATE.
+    # The following row always matches the WHERE (its shown_at is only set if still empty), so
+    # the row count says exactly whether this request claimed the current item.
+    claim = Q(pk=current["pk"], answered_at__isnull=True)
+    expected = 1
+    following = upcoming[1] if len(upcoming) > 1 else None
+    if following is not None:
+        claim |= Q(pk=following["pk"])
+        expected = 2
+        if following["shown_at"] is None:
+            following["shown_at"] = now
+    n = Presentation.objects.filter(claim).update(
+        answered_at=Case(When(pk=current["pk"], then=Value(now)), default=F("answered_at")),
+        shown_at=Case(
+            When(pk=following["pk"] if following else -1, shown_at__isnull=True, then=Value(now)),
+            default=F("shown_at"),
+        ),
+    )
+    if n < expected:  # a concurrent submit won the claim: replay or conflict
+        return _not_current(assignment, token, answer, client_key, config)
+    if current["is_tutorial"]:
+        TutorialAnswer.objects.create(
+            presentation_id=current["pk"], client_key=client_key, says_synthetic=answer.says_synthetic
         )
-        if p is None:
-            raise RatingError(404, "not_found", "No such item for you.")
-        if p.answered_at is not None:
-            return _answered_again(p, assignment, answer, client_key, config)
-        _validate_answer(answer, config)
-        upcoming = _upcoming(assignment, 3)  # current, and the two after it for the next state
-        if not upcoming or upcoming[0]["pk"] != p.pk:
-            # A concurrent submit of this very answer may have committed since ``p`` was read.
-            p = Presentation.objects.select_related("item__image", "judgment", "tutorial_answer").get(pk=p.pk)
-            if p.answered_at is not None:
-                return _answered_again(p, assignment, answer, client_key, config)
-            raise RatingError(409, "out_of_order", "This is not your current item; reload to continue.")
-        now = timezone.now()
-        claimed = Presentation.objects.filter(pk=p.pk, answered_at__isnull=True).update(answered_at=now)
-        if not claimed:  # a concurrent submit won the claim
-            p = Presentation.objects.select_related("item__image", "judgment", "tutorial_answer").get(pk=p.pk)
-            return _answered_again(p, assignment, answer, client_key, config)
-        try:
-            with transaction.atomic():
-                if p.is_tutorial:
-                    TutorialAnswer.objects.create(
-                        presentation=p, client_key=client_key, says_synthetic=answer.says_synthetic
-                    )
-                else:
-                    Judgment.objects.create(
-                        presentation=p, client_key=client_key, **_judgment_fields(answer, config)
-                    )
-        except IntegrityError:
-            raise RatingError(
-                409, "key_reused", "This client_key was already used for another answer."
-            ) from None
-        counter = "n_tutorial_done" if p.is_tutorial else "n_done"
-        progress: dict[str, Any] = {
-            counter: F(counter) + 1,
-            "started_at": Coalesce(F("started_at"), Value(now)),
-        }
-        if len(upcoming) == 1:
-            progress["finished_at"] = now
+    else:
+        Judgment.objects.create(
+            presentation_id=current["pk"], client_key=client_key, **_judgment_fields(answer, config)
+        )
+    progress: dict[str, Any] = {}
+    if assignment.started_at is None:
+        progress["started_at"] = Coalesce(F("started_at"), Value(now))
+    if following is None:
+        progress["finished_at"] = now
+    if progress:  # the first and the last answer only
         Assignment.objects.filter(pk=assignment.pk).update(**progress)
-        setattr(assignment, counter, getattr(assignment, counter) + 1)
-        return 201, _body(p, assignment, answer.says_synthetic, upcoming=upcoming[1:])
+    return 201, _body(current["pk"], current["is_tutorial"], assignment, answer.says_synthetic, upcoming[1:])
+
+
+def _not_current(
+    assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID, config: dict
+) -> tuple[int, dict]:
+    """The token is not the current item: a replay, an edit, another rater's token, or out of order."""
+    p = (
+        Presentation.objects.select_related("judgment", "tutorial_answer")
+        .filter(public_token=token, assignment=assignment)
+        .first()
+    )
+    if p is None:
+        raise RatingError(404, "not_found", "No such item for you.")
+    if p.answered_at is not None:
+        return _answered_again(p, assignment, answer, client_key, config)
+    _validate_answer(answer, config)
+    raise RatingError(409, "out_of_order", "This is not your current item; reload to continue.")
 
 
 def _judgment_fields(answer: Answer, config: dict) -> dict:
@@ -628,18 +663,12 @@ def _answered_again(
 ) -> tuple[int, dict]:
     existing = _existing_answer(p)
     if existing is not None and existing.client_key == client_key:
-        return 200, _body(p, assignment, existing.says_synthetic)
+        return 200, _body(p.pk, p.is_tutorial, assignment, existing.says_synthetic)
     if config["answers_editable"] and isinstance(existing, Judgment):
         _validate_answer(answer, config)
         fields = _judgment_fields(answer, config)
-        try:
-            with transaction.atomic():
-                Judgment.objects.filter(pk=existing.pk).update(
-                    client_key=client_key, revision=existing.revision + 1, edited_at=timezone.now(), **fields
-                )
-        except IntegrityError:
-            raise RatingError(
-                409, "key_reused", "This client_key was already used for another answer."
-            ) from None
-        return 200, _body(p, assignment, answer.says_synthetic)
+        Judgment.objects.filter(pk=existing.pk).update(
+            client_key=client_key, revision=existing.revision + 1, edited_at=timezone.now(), **fields
+        )
+        return 200, _body(p.pk, p.is_tutorial, assignment, answer.says_synthetic)
     raise RatingError(409, "already_answered", "This item was already answered; answers are final.")

@@ -79,6 +79,12 @@ def rate_list(request: HttpRequest) -> HttpResponse:
         Assignment.objects.filter(rater=request.user)
         .exclude(study__status=Study.Status.DRAFT)
         .select_related("study")
+        .annotate(
+            n_answered=Count(
+                "presentations",
+                filter=Q(presentations__is_tutorial=False, presentations__answered_at__isnull=False),
+            )
+        )
         .order_by("-study__status", "-created")
     )
     return render(request, "studies/rate_list.html", {"assignments": assignments})
