@@ -17,6 +17,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image as PILImage
 
+from tests.factories import RaterFactory
 from tests.library_support import CLOSED_BROKER, broker_down, distribution, tiny_checkpoint
 from turingtest.library import services
 from turingtest.library.models import GenerationBatch, Image
@@ -129,9 +130,15 @@ def test_cancelling_mid_batch_stops_it_and_what_was_rendered_stays_consistent(
     assert set(batch.chunks.exclude(status="done").values_list("status", flat=True)) <= {"cancelled"}
 
 
-def test_a_broker_that_is_down_fails_scheduling_clearly_and_writes_nothing(taxonomy, tmp_path, monkeypatch):
+def test_a_broker_that_is_down_fails_scheduling_clearly_and_writes_nothing(
+    taxonomy, tmp_path, monkeypatch, client
+):
     checkpoint = services.checkpoint_register(path=tiny_checkpoint(tmp_path / "b.pt"))
     with broker_down(monkeypatch):
+        # The rating side does not need the broker: a rater's pages and the health check still answer.
+        client.force_login(RaterFactory())
+        assert client.get("/rate/").status_code == 200
+        assert client.get("/healthz").status_code == 200
         with pytest.raises(services.BrokerUnavailable, match=f"{CLOSED_BROKER}.*Nothing was scheduled"):
             services.batch_schedule(checkpoint=checkpoint, count=4, seed=1, distribution=distribution())
         with pytest.raises(services.BrokerUnavailable, match="could not enqueue the batch"):
