@@ -383,7 +383,13 @@ def main() -> None:
     base_name = connection.settings_dict["NAME"]
     bench_name = f"{base_name}_ratingbench"
     connection.settings_dict.setdefault("TEST", {})["NAME"] = bench_name
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    except Exception as exc:  # unreachable server, no CREATEDB right...
+        shutil.rmtree(media, ignore_errors=True)
+        fail(
+            f"cannot create the benchmark database {bench_name} on {connection.settings_dict['HOST']}: {exc}"
+        )
     server = None
     try:
         warmup = 3
