@@ -158,4 +158,4 @@ def test_submit_and_next_uses_the_same_small_number_of_queries_for_100_and_10000
     small = _answer_and_next_queries(100)
     large = _answer_and_next_queries(10_000)
     assert small == large
-    assert small <= 8, small  # 6 statements + the 2 savepoint markers of the test transaction
+    assert small <= 7, small  # 5 statements + the 2 savepoint markers of the test transaction

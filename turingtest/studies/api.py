@@ -72,7 +72,7 @@ class RateAnswerView(_RaterView):
         },
     )
     def post(self, request: Request, study_id: int) -> Response:
-        assignment = services.assignment_for_rater(study_id=study_id, user=request.user)
+        assignment = services.assignment_for_rater(study_id=study_id, user=request.user, with_upcoming=True)
         serializer = AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

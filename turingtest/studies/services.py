@@ -356,11 +356,38 @@ def assignment_consent(*, assignment: Assignment) -> None:
     Assignment.objects.filter(pk=assignment.pk, consented_at__isnull=True).update(consented_at=timezone.now())
 
 
-def assignment_for_rater(*, study_id: int, user: AbstractBaseUser) -> Assignment:
-    """The requesting rater's assignment for a study that is open, or a ``RatingError``."""
+def assignment_for_rater(*, study_id: int, user: AbstractBaseUser, with_upcoming: bool = False) -> Assignment:
+    """The requesting rater's assignment for a study that is open, or a ``RatingError``.
+
+    With ``with_upcoming`` the same query also reads the next three unanswered items
+    (kept on ``assignment.prefetched_upcoming`` for ``judgment_record``): the answer
+    round trip is then one statement shorter.
+    """
     if not user.is_authenticated:
         raise RatingError(403, "not_authenticated", "Log in to rate.")
-    assignment = Assignment.objects.select_related("study").filter(study_id=study_id, rater=user).first()
+    assignment = None
+    if with_upcoming:
+        rows = list(
+            Presentation.objects.filter(
+                assignment__study_id=study_id, assignment__rater=user, answered_at__isnull=True
+            )
+            .select_related("assignment__study")
+            .order_by("position")[:3]
+        )
+        if rows:
+            assignment = rows[0].assignment
+            assignment.prefetched_upcoming = [
+                {
+                    "pk": r.pk,
+                    "public_token": r.public_token,
+                    "position": r.position,
+                    "is_tutorial": r.is_tutorial,
+                    "shown_at": r.shown_at,
+                }
+                for r in rows
+            ]
+    if assignment is None:
+        assignment = Assignment.objects.select_related("study").filter(study_id=study_id, rater=user).first()
     if assignment is None or assignment.study.status == Study.Status.DRAFT:
         raise RatingError(404, "not_found", "No such study for you.")
     if assignment.study.status == Study.Status.CLOSED:
@@ -582,7 +609,7 @@ def _record(
 ) -> tuple[int, dict]:
     # Fast path, the usual case: the token is the rater's current item. One read gives the
     # current item and the two after it (for the next state), without looking the token up.
-    upcoming = _upcoming(assignment, 3)
+    upcoming = assignment.__dict__.pop("prefetched_upcoming", None) or _upcoming(assignment, 3)
     if not upcoming or upcoming[0]["public_token"] != token:
         return _not_current(assignment, token, answer, client_key, config)
     _validate_answer(answer, config)
