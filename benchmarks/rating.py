@@ -197,6 +197,45 @@ class PhaseResult:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wall: float = 0.0
+    cpu_app: float = 0.0  # seconds of CPU the gunicorn processes used during the phase
+    cpu_db: float = 0.0  # ... and the PostgreSQL backends serving them (0 when not readable)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of ``pids`` (Linux /proc): CPU cost is robust to a busy machine, wall time is not."""
+    ticks = 0
+    for pid in pids:
+        fields = _proc_stat(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_group(pgid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields and int(fields[2]) == pgid:
+                out.append(int(entry.name))
+    return out
+
+
+def database_backends(db_name: str) -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db_name]
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 class Rater:
@@ -293,9 +332,12 @@ def count_queries(study_id: int, session_key: str) -> dict[str, int]:
     return out
 
 
-def run_phase(raters: list[Rater], what: str, n_requests: int, seconds: float) -> PhaseResult:
+def run_phase(
+    raters: list[Rater], what: str, n_requests: int, seconds: float, app_pids: list[int], db_pids: list[int]
+) -> PhaseResult:
     """All raters at once, each doing up to ``n_requests`` calls or until ``seconds`` pass."""
     result = PhaseResult()
+    app_before, db_before = cpu_seconds(app_pids), cpu_seconds(db_pids)
     lock = threading.Lock()
     barrier = threading.Barrier(len(raters) + 1)
     deadline_box: list[float] = []
@@ -324,6 +366,8 @@ def run_phase(raters: list[Rater], what: str, n_requests: int, seconds: float) -
     for t in threads:
         t.join()
     result.wall = time.perf_counter() - start
+    result.cpu_app = cpu_seconds(app_pids) - app_before
+    result.cpu_db = cpu_seconds(db_pids) - db_before
     return result
 
 
@@ -332,7 +376,11 @@ def summary(label: str, results: list[PhaseResult]) -> tuple[float, str]:
     wall = sum(r.wall for r in results)
     throughput = len(latencies) / wall if wall else 0.0
     p50, p99 = np.percentile(latencies, [50, 99]) if len(latencies) else (float("nan"),) * 2
+    n = max(len(latencies), 1)
+    app_ms = sum(r.cpu_app for r in results) / n * 1000
+    db_ms = sum(r.cpu_db for r in results) / n * 1000
     return throughput, (
+        f"{label:<14} CPU per request: app {app_ms:5.1f} ms, database {db_ms:5.1f} ms\n"
         f"{label:<14} {len(latencies):6d} requests in {wall:6.2f} s = {throughput:8.1f} req/s   "
         f"p50 {p50:7.1f} ms   p99 {p99:7.1f} ms"
     )
@@ -421,9 +469,11 @@ def main() -> None:
                 r.rate()
 
         results: dict[str, list[PhaseResult]] = {"trivial": [], "rating": []}
+        app_pids = process_group(server.proc.pid)
+        db_pids = database_backends(bench_name)
         for _ in range(args.rounds):
             for what in ("trivial", "rating"):
-                phase = run_phase(raters, what, args.requests, args.phase_seconds)
+                phase = run_phase(raters, what, args.requests, args.phase_seconds, app_pids, db_pids)
                 if phase.errors:
                     raise RuntimeError(f"{len(phase.errors)} failed requests, first: {phase.errors[0]}")
                 results[what].append(phase)
