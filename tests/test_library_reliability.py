@@ -65,8 +65,17 @@ def test_a_batch_of_n_completes_with_exactly_n_images_and_provenance(taxonomy, t
         assert image.provenance["seed"] == image_seed(21, image.batch_index)
         assert image.provenance["checkpoint_sha256"] == checkpoint.sha256
         assert image.provenance["spec"]["size"] == 32
+    # The command line: --wait follows the workers with a progress bar until the batch is done.
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "schedule_batch", "--checkpoint", str(checkpoint.pk), "--count", "4", "--seed", "22",
+        "--chunk-size", "2", "--wait", "--timeout", "120", stdout=out, stderr=err,
+    )  # fmt: skip
+    cli_batch = GenerationBatch.objects.get(seed=22)
+    assert out.getvalue().strip().splitlines()[-1] == f"batch {cli_batch.pk} succeeded 4/4"
+    assert "4/4" in err.getvalue()  # tqdm's bar reached the end
     log = live_worker.log_path.read_text(errors="replace")
-    assert log.count("render_chunk") >= 3
+    assert log.count("render_chunk") >= 5
     # The worker loaded the model once and kept it for all three chunks.
     assert log.count(f"renderer loaded: checkpoint {checkpoint.sha256[:12]}") == 1
 
