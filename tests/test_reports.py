@@ -227,3 +227,18 @@ def test_a_single_rater_gets_detection_statistics_and_undefined_agreement():
     assert report.agreement.pairwise_kappa.summary.n_pairs == 0
     assert any("only one rater" in w for w in report.warnings)
     json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_response_time_quantiles_equal_numpy_quantile_per_group():
+    rng = np.random.default_rng(5)
+    rt = rng.lognormal(7, 0.5, 500)
+    rt[rng.random(500) < 0.1] = np.nan
+    truth = rng.random(500) < 0.5
+    correct = rng.random(500) < 0.7
+    result = reports._response_times(rt, truth, correct)
+    group = {(g.kind, g.correct): g for g in result.groups}[("synthetic", False)]
+    values = rt[truth & ~correct]
+    values = values[np.isfinite(values)]
+    assert group.q_ms == pytest.approx(tuple(np.quantile(values, reports.RT_QUANTILES)), rel=1e-12)
+    assert group.mean_ms == pytest.approx(values.mean())
+    assert group.n_missing == int(np.isnan(rt[truth & ~correct]).sum())

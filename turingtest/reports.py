@@ -486,11 +486,17 @@ def read_rows(study) -> Rows:
     ``benchmarks/report.py`` times this alone as the baseline of the report.
     """
     iterator = judgment_queryset(study).iterator(chunk_size=_CHUNK)
-    chunks = []
+    pieces: list[list[np.ndarray]] = [[] for _ in ROW_FIELDS]
     while batch := list(islice(iterator, _CHUNK)):
-        chunks.append(np.array(batch, dtype=np.float64))
-    data = np.concatenate(chunks) if chunks else np.empty((0, len(ROW_FIELDS)))
-    return Rows(*(np.ascontiguousarray(data[:, k]) for k in range(len(ROW_FIELDS))))
+        block = np.array(batch, dtype=np.float64)
+        del batch
+        for k, column in enumerate(pieces):
+            column.append(block[:, k].copy())  # column pieces: the block is freed right away
+    columns = []
+    for k in range(len(ROW_FIELDS)):
+        columns.append(np.concatenate(pieces[k]) if pieces[k] else np.empty(0))
+        pieces[k] = []  # peak memory: the arrays plus one column's pieces
+    return Rows(*columns)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1112,21 +1118,37 @@ def _images(
     )
 
 
+def _sorted_quantiles(sorted_values: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """Quantiles of already-sorted values, linear interpolation (NumPy's default method)."""
+    pos = (sorted_values.size - 1) * np.asarray(qs)
+    return tuple(float(v) for v in np.interp(pos, np.arange(sorted_values.size), sorted_values))
+
+
 def _response_times(rt: np.ndarray, truth: np.ndarray, correct: np.ndarray) -> ResponseTimes:
+    """Quantiles per (kind, correctness): one sort, then each group is a sorted subsequence."""
+    have = np.isfinite(rt)
+    order = np.argsort(np.where(have, rt, np.inf), kind="stable")
+    rt_sorted, have_sorted = rt[order], have[order]
+    truth_sorted, correct_sorted = truth[order], correct[order]
     groups = []
-    for kind, kind_sel in (("all", np.ones(rt.size, bool)), ("real", ~truth), ("synthetic", truth)):
+    for kind in ("all", "real", "synthetic"):
+        kind_sel = (
+            np.ones(rt.size, bool)
+            if kind == "all"
+            else (truth_sorted if kind == "synthetic" else ~truth_sorted)
+        )
         for corr in (None, True, False):
-            sel = kind_sel if corr is None else kind_sel & (correct == corr)
-            values = rt[sel]
-            have = values[np.isfinite(values)]
+            sel = kind_sel if corr is None else kind_sel & (correct_sorted == corr)
+            values = rt_sorted[sel & have_sorted]
+            n = int(sel.sum())
             groups.append(
                 ResponseTimeGroup(
                     kind=kind,
                     correct=corr,
-                    n=int(sel.sum()),
-                    n_missing=int(values.size - have.size),
-                    mean_ms=float(have.mean()) if have.size else None,
-                    q_ms=tuple(float(q) for q in np.quantile(have, RT_QUANTILES)) if have.size else None,
+                    n=n,
+                    n_missing=n - int(values.size),
+                    mean_ms=float(values.mean()) if values.size else None,
+                    q_ms=_sorted_quantiles(values, RT_QUANTILES) if values.size else None,
                 )
             )
     return ResponseTimes(RT_QUANTILES, tuple(groups))
