@@ -359,6 +359,8 @@ def test_the_admin_cancel_action_cancels_a_queued_batch(client, checkpoint):
 def test_the_admin_zip_import_runs_as_a_task_and_lists_bad_rows(
     client, library, django_capture_on_commit_callbacks
 ):
+    outside = library / "elsewhere.png"  # a file on the server, outside the upload
+    PILImage.new("RGB", (20, 20), (1, 2, 3)).save(outside)
     buf = io.BytesIO()
     rng = np.random.default_rng(0)
     with zipfile.ZipFile(buf, "w") as zf:
@@ -367,7 +369,9 @@ def test_the_admin_zip_import_runs_as_a_task_and_lists_bad_rows(
             PILImage.fromarray(rng.integers(100, 220, (40, 40, 3), dtype=np.uint8)).save(png, "PNG")
             zf.writestr(f"set/{name}", png.getvalue())
         zf.writestr(
-            "set/manifest.csv", "image,condition,fitzpatrick\none.png,MEL,2\ntwo.png,NEV,\nthree.png,MEL,1\n"
+            "set/manifest.csv",
+            "image,condition,fitzpatrick\none.png,MEL,2\ntwo.png,NEV,\nthree.png,MEL,1\n"
+            f"{outside},MEL,1\n../../x.png,MEL,1\n",
         )
     buf.seek(0)
     buf.name = "set.zip"
@@ -376,14 +380,18 @@ def test_the_admin_zip_import_runs_as_a_task_and_lists_bad_rows(
         response = client.post(reverse("admin:library_importjob_add"), {"archive": buf, "format": "auto"})
     assert response.status_code == 302
     job = ImportJob.objects.get()
-    assert (job.status, job.n_rows, job.n_imported) == ("succeeded", 3, 2)
-    assert job.errors == [{"line": 4, "reason": f"missing file: {job.errors[0]['reason'].split(': ', 1)[1]}"}]
-    assert job.errors[0]["reason"].endswith("three.png")
+    assert (job.status, job.n_rows, job.n_imported) == ("succeeded", 5, 2)
+    assert [e["line"] for e in job.errors] == [4, 5, 6]
+    assert job.errors[0]["reason"].startswith("missing file") and job.errors[0]["reason"].endswith(
+        "three.png"
+    )
+    assert "leaves the uploaded archive" in job.errors[1]["reason"]
+    assert "leaves the uploaded archive" in job.errors[2]["reason"]
     assert Image.objects.count() == 2
     page = client.get(reverse("admin:library_importjob_change", args=[job.pk]))
     assert b"line 4: missing file" in page.content
     progress = client.get(reverse("library-import-progress", args=[job.pk])).json()
-    assert (progress["done"], progress["total"], progress["n_errors"]) == (3, 3, 1)
+    assert (progress["done"], progress["total"], progress["n_errors"]) == (5, 5, 3)
 
 
 def test_a_transient_error_is_retried_and_the_chunk_then_completes(checkpoint, monkeypatch):

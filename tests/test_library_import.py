@@ -251,3 +251,11 @@ def test_the_pad_ufes_20_sample_imports_with_no_bad_rows_and_not_twice(taxonomy,
     assert all(image.fitzpatrick in range(1, 7) for image in Image.objects.all())
     out, _ = _run(str(PAD_SAMPLE / "metadata.csv"), "--limit", "12")
     assert "imported 0, 12 already in the library" in out
+
+
+def test_a_patient_id_too_long_for_the_column_is_a_bad_row_not_a_failed_import(taxonomy, media, tmp_path):
+    _photo(tmp_path / "ok.png", 40)
+    _photo(tmp_path / "long.png", 41)
+    (tmp_path / "m.csv").write_text(f"image,condition,patient_id\nok.png,MEL,P1\nlong.png,MEL,{'x' * 70}\n")
+    out, err = _run(str(tmp_path / "m.csv"))
+    assert "imported 1" in out and "line 3: patient_id 'xxxxxxxxxxxxxxxxxxxx'… is longer than 64" in err

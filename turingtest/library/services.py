@@ -424,7 +424,7 @@ class _Prepared:
 
 
 def _prepare_row(
-    row: ImportRow, *, fmt: str, root: Path, lookup: ConditionLookup, manifest: Path
+    row: ImportRow, *, fmt: str, root: Path, lookup: ConditionLookup, manifest: Path, confine: bool = False
 ) -> tuple[NormalizedImage, dict[str, Any]]:
     if not row.image:
         raise LibraryError("no image path in this row")
@@ -439,6 +439,12 @@ def _prepare_row(
     else:
         image_path = _resolve(root, row.image)
         mask_path = _resolve(root, row.mask) if row.mask else None
+    if confine:
+        for path in (image_path, mask_path):
+            if path is not None and not path.resolve().is_relative_to(root.resolve()):
+                raise LibraryError(f"path {path} leaves the uploaded archive")
+    if len(row.patient_id) > 64:
+        raise LibraryError(f"patient_id {row.patient_id[:20]!r}… is longer than 64 characters")
     if not image_path.is_file():
         raise LibraryError(f"missing file: {image_path}")
     if mask_path is not None and not mask_path.is_file():
@@ -488,6 +494,7 @@ def images_import(
     job: ImportJob | None = None,
     progress: Callable[[int, int], None] | None = None,
     limit: int | None = None,
+    confine: bool = False,
 ) -> ImportReport:
     """Import a dataset's real images: validate every row, then store the good ones at once.
 
@@ -517,7 +524,9 @@ def images_import(
     try:
         for n, row in enumerate(rows, start=1):
             try:
-                normalized, fields = _prepare_row(row, fmt=fmt, root=root, lookup=lookup, manifest=manifest)
+                normalized, fields = _prepare_row(
+                    row, fmt=fmt, root=root, lookup=lookup, manifest=manifest, confine=confine
+                )
             except (LibraryError, ImageError) as exc:
                 report.errors.append({"line": row.line, "reason": str(exc)})
             else:
@@ -597,7 +606,10 @@ def import_job_run(*, job: ImportJob) -> ImportJob:
         extracted.mkdir()
         _safe_extract(archive, extracted)
         manifest = _find_manifest(extracted, job.manifest_name)
-        report = images_import(manifest=manifest, format=job.format, dry_run=job.is_dry_run, job=job)
+        # An uploaded manifest may only name files inside its own archive.
+        report = images_import(
+            manifest=manifest, format=job.format, dry_run=job.is_dry_run, job=job, confine=True
+        )
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.SUCCEEDED,
             n_checked=report.n_rows,
