@@ -445,3 +445,23 @@ def test_the_retry_backoff_grows_and_is_capped():
 
     assert [backoff_seconds(n) for n in range(5)] == [2.0, 4.0, 8.0, 16.0, 32.0]
     assert backoff_seconds(10) == 60.0
+
+
+def test_an_import_task_run_twice_imports_once_and_a_finished_job_is_left_alone(library):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from turingtest.library.tasks import import_images
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        png = io.BytesIO()
+        PILImage.new("RGB", (30, 30), (180, 130, 110)).save(png, "PNG")
+        zf.writestr("a.png", png.getvalue())
+        zf.writestr("m.csv", "image,condition\na.png,NEV\n")
+    job = ImportJob.objects.create(format="auto")
+    job.archive.save("x.zip", SimpleUploadedFile("x.zip", buf.getvalue()))
+    ImportJob.objects.filter(pk=job.pk).update(status="running")  # as a killed worker left it
+    assert import_images.apply(kwargs={"job_pk": job.pk}).get() == "succeeded"
+    assert import_images.apply(kwargs={"job_pk": job.pk}).get() == "succeeded"
+    job.refresh_from_db()
+    assert (job.n_imported, Image.objects.count()) == (1, 1)

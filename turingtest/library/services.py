@@ -591,12 +591,14 @@ def _find_manifest(folder: Path, name: str) -> Path:
 
 def import_job_run(*, job: ImportJob) -> ImportJob:
     """Run an admin-uploaded zip import; the job row carries status, progress and every bad row."""
-    claimed = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING
-    )
+    # RUNNING is claimable too: a worker killed mid-import left it so, and its redelivered task must
+    # finish the job (phase 2 is one transaction, and pixels already stored are skipped on the rerun).
+    claimed = ImportJob.objects.filter(
+        pk=job.pk, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    ).update(status=ImportJob.Status.RUNNING)
     if not claimed:
         job.refresh_from_db()
-        return job  # already ran (a redelivered task): nothing to do twice
+        return job  # already finished: running the task twice does nothing twice
     workdir = Path(tempfile.mkdtemp(prefix="dermgan-import-"))
     try:
         archive = workdir / "upload.zip"
