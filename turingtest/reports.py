@@ -837,8 +837,11 @@ def _hype(
             w.add(f"{label}: no judgments")
             return None
         r, i, e = (rater, image, error) if sel.all() else (rater[sel], image[sel], error[sel])
-        if np.count_nonzero(np.bincount(r)) < 2 or np.count_nonzero(np.bincount(i)) < 2:
+        n_r, n_i = np.count_nonzero(np.bincount(r)), np.count_nonzero(np.bincount(i))
+        if n_r < 2 or n_i < 2:
             w.add(f"{label}: the bootstrap CI needs at least two raters and two images")
+        elif n_r < 5 or n_i < 5:
+            w.add(f"{label}: with {n_r} raters and {n_i} images the bootstrap interval is only a rough guide")
         return stats.bootstrap_two_way_mean(r, i, e, n_boot=n_boot, seed=seed, confidence=confidence)
 
     everything = np.ones(says.size, dtype=bool)
@@ -1266,10 +1269,17 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if value != 0 and abs(value) < 10 ** (-digits):
-            return f"{value:.1e}"
-        return f"{value:.{digits}f}"
+        return f"{value + 0.0:.{digits}f}".replace("-0.000", "0.000")
     return str(value)
+
+
+def _fmt_p(value: float | None) -> str:
+    """p-values keep their order of magnitude: 1M judgments give p far below 0.001."""
+    if value is None:
+        return "–"
+    if value < 0.001:
+        return "<1e-300" if value < 1e-300 else f"{value:.1e}"
+    return f"{value:.3f}"
 
 
 def _prop_cell(p: dict | None) -> str:
@@ -1308,7 +1318,7 @@ def render_html(report: StudyReport) -> str:
             label,
             det["n"],
             _prop_cell(acc),
-            None if acc is None else acc["p_value"],
+            _fmt_p(None if acc is None else acc["p_value"]),
             _prop_cell(det["sensitivity"]),
             _prop_cell(det["specificity"]),
             det["d_prime"],
@@ -1395,8 +1405,8 @@ def render_html(report: StudyReport) -> str:
             return ["–", "–", "–"]
         return [
             f"{_fmt(c['difference'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
-            c["fisher_p"],
-            c["chi2_p"],
+            _fmt_p(c["fisher_p"]),
+            _fmt_p(c["chi2_p"]),
         ]
 
     tbl(
