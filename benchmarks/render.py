@@ -15,7 +15,7 @@ prints the achieved GFLOP/s against a 2048x2048 fp32 matmul timed in the same al
 and a CUDA figure when a GPU is available. Last line: ``render: ratio=<ours/plain images/s at batch
 16> target=>=1.5``.
 
-    python benchmarks/render.py [--rounds 2] [--compile]
+    python benchmarks/render.py [--rounds 3] [--compile]
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def cuda_benchmark(model: UNetGenerator, config: GeneratorConfig, args: argparse
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2, help="timed rounds per variant at batch 16")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per variant at batch 16")
     parser.add_argument("--compile", action="store_true", help="also torch.compile our network")
     args = parser.parse_args()
     start = time.perf_counter()
