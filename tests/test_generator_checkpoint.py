@@ -117,3 +117,30 @@ def test_saving_is_atomic_and_keeps_the_old_file_on_failure(saved):
         save(path, model=model, config=CONFIG, metadata={"bad": object()})
     assert load(path).sha256 == sha
     assert [p.name for p in path.parent.iterdir()] == ["g.pt"]  # no temp files left behind
+
+
+def test_the_shipped_demo_checkpoint_loads_documents_its_command_and_draws_lesions():
+    from pathlib import Path
+
+    from generator.data import TAXONOMY_CONDITIONS
+    from generator.semantic_map import LesionSpec, MapSpec, encode
+
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "dermgan-demo.pt"
+    assert path.stat().st_size < 20 * 2**20
+    ckpt = load(path)
+    assert ckpt.config.ngf == 16 and ckpt.config.image_size == 128 and ckpt.config.num_downs == 7
+    assert ckpt.config.conditions == TAXONOMY_CONDITIONS
+    assert ckpt.metadata["training"]["command"].startswith("python -m generator.train --procedural ")
+    model, _ = load_generator(ckpt)
+    model.sampling_dropout = False
+    lesion = LesionSpec("MEL", center=(0.5, 0.5), area_fraction=0.08)
+    maps = torch.stack(
+        [encode(MapSpec(size=128, lesions=(lesion,), fitzpatrick=k), TAXONOMY_CONDITIONS) for k in (1, 6)]
+    )
+    with torch.inference_mode():
+        out = model(maps)  # (2, 3, 128, 128)
+    inside = maps[:, 3:4].bool().expand_as(out)
+    for i in range(2):
+        # a trained network draws a dark melanoma on the skin; an untrained one draws noise
+        assert out[i][~inside[i]].mean() - out[i][inside[i]].mean() > 0.2
+    assert out[0][~inside[0]].mean() > out[1][~inside[1]].mean() + 0.2  # type I skin is lighter than type VI
