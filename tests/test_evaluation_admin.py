@@ -121,3 +121,16 @@ def test_a_finished_augmentation_run_links_its_report_files(admin_client):
     ).content.decode()
     assert "report.html" in html and "sensitivity VASC (rare)" in html and "McNemar" in html
     assert admin_client.get(reverse("admin:evaluation_augmentationrun_add")).status_code == 200
+
+
+def test_the_generation_batch_page_lists_its_fidelity_runs_and_offers_to_compute_them(admin_client):
+    real_images({"MEL": 2})
+    batch = batch_with_images({"MEL": 2})
+    services.fidelity_run_create(batch=batch, config=FAST, enqueue=False)
+    page = admin_client.get(reverse("admin:library_generationbatch_change", args=[batch.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Compute fidelity metrics" in html
+    assert reverse("admin:evaluation_fidelityrun_add") + f"?batch={batch.pk}" in html
+    assert "fidelity run" in html.lower()
+    assert compute_fidelity_for_batches in GenerationBatchAdmin.actions

@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
 from turingtest.library import services
 from turingtest.library.forms import BatchScheduleForm, CheckpointUploadForm, ImportUploadForm, upload_to_temp
 from turingtest.library.models import (
@@ -189,14 +190,20 @@ class GenerationBatchAdmin(admin.ModelAdmin):
         "started",
         "finished",
         "render_seconds",
+        "fidelity",
     ]
     exclude = ["distribution", "n_done"]
-    inlines = [GenerationChunkInline]
-    actions = ["cancel_batches"]
+    # Fidelity metrics (turingtest.evaluation) are computed per batch and listed on its page.
+    inlines = [GenerationChunkInline, FidelityRunInline]
+    actions = ["cancel_batches", compute_fidelity_for_batches]
 
     class Media:
         js = ["js/batch-progress.js"]
         css = {"all": ["css/library-admin.css"]}
+
+    @admin.display(description="fidelity metrics")
+    def fidelity(self, obj: GenerationBatch) -> str:
+        return compute_fidelity_link(obj)
 
     @admin.display(description="progress")
     def progress_bar(self, obj: GenerationBatch) -> str:
