@@ -72,9 +72,9 @@ class SpecDistribution:
             raise ValueError(
                 f"area_fraction_range must be (low, high), got {self.area_fraction_range!r}"
             ) from None
-        if not (0.0 < low <= high <= 1.0):
+        if not (0.0 < low <= high <= 0.5):  # larger lesions would not fit the image at every aspect drawn
             raise ValueError(
-                f"area_fraction_range must satisfy 0 < low <= high <= 1, got {self.area_fraction_range!r}"
+                f"area_fraction_range must satisfy 0 < low <= high <= 0.5, got {self.area_fraction_range!r}"
             )
         if isinstance(self.location, str):
             if self.location not in ("anywhere", "centre"):

@@ -342,6 +342,12 @@ class LesionSpec:
             raise ValueError(f"aspect must be within [1, 20] (long/short radius), got {self.aspect!r}")
         if not math.isfinite(float(self.angle_deg)):
             raise ValueError(f"angle_deg must be finite, got {self.angle_deg!r}")
+        long_diameter = 2 * math.sqrt(area * aspect / math.pi)  # in image widths
+        if long_diameter > math.sqrt(2):
+            raise ValueError(
+                f"area_fraction {area} with aspect {aspect} gives an ellipse {long_diameter:.2f} image widths "
+                "long: larger than the image (its diagonal is 1.41)"
+            )
         object.__setattr__(self, "area_fraction", area)
         object.__setattr__(self, "aspect", aspect)
         object.__setattr__(self, "angle_deg", float(self.angle_deg))

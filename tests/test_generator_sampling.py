@@ -85,6 +85,7 @@ def test_distribution_round_trips_through_json():
         ({"area_fraction_range": (0.0, 0.1)}, "area_fraction_range"),
         ({"area_fraction_range": (0.2, 0.1)}, "area_fraction_range"),
         ({"area_fraction_range": (0.1, 1.5)}, "area_fraction_range"),
+        ({"area_fraction_range": (0.1, 0.9)}, "area_fraction_range"),
         ({"location": "edge"}, "location"),
         ({"location": (0.5, 0.5, 0.2, 0.9)}, "location"),
         ({"lesions_per_image": (0, 2)}, "lesions_per_image"),

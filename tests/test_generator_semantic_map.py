@@ -166,6 +166,7 @@ def test_each_skin_source_resolves_to_a_documented_colour():
         ({"center": (math.nan, 0.5)}, "center"),
         ({"center": "middle"}, "center"),
         ({"aspect": 0.5}, "aspect"),
+        ({"area_fraction": 0.6, "aspect": 4.0}, "area_fraction .* larger than the image"),
         ({"angle_deg": math.inf}, "angle_deg"),
         ({"condition": ""}, "condition"),
         ({"mask": np.zeros((8, 8), bool)}, "mask is empty"),
