@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import shlex
@@ -349,6 +350,7 @@ def train(opts: TrainOptions) -> TrainResult:
         torch.set_num_threads(opts.threads)
     device = _resolve_device(opts.device)
     use_amp = (device.type == "cuda") if opts.amp is None else (opts.amp and device.type == "cuda")
+    opts = dataclasses.replace(opts, amp=use_amp)  # the metadata records what was really used
     conditions = _conditions(opts)
     config = _config(opts, conditions)
     dataset = _dataset(opts, conditions)

@@ -41,6 +41,7 @@ def test_it_overfits_a_handful_of_procedural_pairs_and_the_checkpoint_renders_af
     assert ckpt.metadata["training"]["step"] == 40
     assert ckpt.metadata["training"]["command"].startswith("python -m generator.train --procedural 4")
     assert ckpt.metadata["training"]["options"]["lr"] == 2e-4
+    assert ckpt.metadata["training"]["options"]["amp"] is False  # never on CPU
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000020.png", "step-0000040.png"]
     assert Image.open(run / "samples" / "step-0000040.png").size == (4 * 64, 3 * 64)
 
@@ -143,3 +144,16 @@ def test_it_trains_from_a_manifest_of_photos_and_masks(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("image,mask,condition\n0.jpg,missing.png,MEL\n")
     assert main(["--manifest", str(bad), "--out", str(tmp_path / "run2"), *TINY]) == 2
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_it_trains_with_mixed_precision_and_the_l1_falls(tmp_path):
+    run = tmp_path / "run"
+    argv = ["--procedural", "4", "--out", str(run), "--steps", "60", "--batch-size", "4", "--no-augment"]
+    assert main([*argv, "--log-every", "1", "--device", "cuda", *TINY]) == 0
+    l1 = [r["loss_g_l1"] for r in _metrics(run)]
+    assert all(np.isfinite(l1)) and np.mean(l1[-5:]) < 0.5 * l1[0]
+    ckpt = load(run / "generator.pt")
+    assert ckpt.metadata["training"]["device"].startswith("cuda")
+    assert ckpt.metadata["training"]["options"]["amp"] is True  # default: AMP on for CUDA
