@@ -85,6 +85,8 @@ def test_a_new_rater_registers_from_an_invitation_consents_reads_instructions_an
     r = c.get(f"/rate/{study.pk}/instructions/")
     assert b"<h1>Read me</h1>" in r.content and b"<strong>closely</strong>" in r.content
     assert b"<script>alert" not in r.content
+    # The keys the rating page really uses (rate.js): Shift+digit for confidence.
+    assert b"<kbd>Shift</kbd>+<kbd>1</kbd>" in r.content and b"digit keys" not in r.content
     r = c.get(f"/rate/{study.pk}/")
     assert r.status_code == 200
     assert r.context["state_url"] == f"/api/rate/{study.pk}/state"

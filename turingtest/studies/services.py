@@ -8,6 +8,7 @@ boundary: they carry opaque presentation tokens and nothing derived from the ima
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -18,10 +19,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, F, Q, Value, When
-from django.db.models.functions import Coalesce
-from django.urls import reverse
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
 from turingtest.core import roles
@@ -356,36 +356,148 @@ def assignment_consent(*, assignment: Assignment) -> None:
     Assignment.objects.filter(pk=assignment.pk, consented_at__isnull=True).update(consented_at=timezone.now())
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """A study config as the rating path reads it: validated once, then shared (never mutated).
+
+    ``config_with_defaults`` runs a dozen checks; an open study's config never changes
+    (it is part of the frozen design), so the answer path parses each config text once
+    per process (``_rules_from_text``, keyed by the text itself, so it cannot go stale).
+    """
+
+    config: dict
+    questions: dict
+    codes: frozenset[str]
+    study_info: dict  # the "study" block of the state, without the title
+
+
+def _rules(config: dict) -> _Rules:
+    full = protocol.config_with_defaults(config)
+    questions = full["questions"]
+    return _Rules(
+        config=full,
+        questions=questions,
+        codes=frozenset(c["code"] for c in full.get("diagnosis_choices") or []),
+        study_info={
+            "questions": questions,
+            "exposure_ms": full["exposure_ms"],
+            "answers_editable": full["answers_editable"],
+            "show_score": full["show_score"],
+        },
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _rules_from_text(config_text: str) -> _Rules:
+    return _rules(json.loads(config_text))
+
+
+def _study_rules(study: Study) -> _Rules:
+    """The cached rules attached by ``assignment_for_rater``, or parsed from ``study.config``."""
+    rules = study.__dict__.get("_rating_rules")
+    if rules is None:
+        rules = _rules(study.config)
+    return rules
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+@functools.cache
+def _sql() -> dict[str, str]:
+    """The answer path's statements, written once as SQL that PostgreSQL and SQLite both run.
+
+    Building them with the ORM cost several milliseconds of CPU per request (query
+    compilation), more than everything else the view does; the guarantees stay in the
+    statements themselves (conditional claim, unique constraints) and in one transaction.
+    """
+    p, a, s = _table(Presentation), _table(Assignment), _table(Study)
+    j, t, c = _table(Judgment), _table(TutorialAnswer), _table(Condition)
+    judgment_cols = (
+        "presentation_id, client_key, says_synthetic, confidence, diagnosis_id, diagnosis_unsure, "
+        "comment, response_ms, answered_at, revision"
+    )
+    return {
+        # The rater's assignment, its study, and the next three unanswered items in one read
+        # (an index range scan on presentation_next_idx whatever the pool size).
+        "upcoming": (
+            f"SELECT a.id, a.consented_at IS NOT NULL, a.started_at IS NOT NULL, a.n_items, a.n_tutorial, "
+            f"s.id, s.status, s.title, s.config, "
+            f"p.id, p.public_token, p.position, p.is_tutorial, p.shown_at IS NOT NULL "
+            f"FROM {p} p JOIN {a} a ON a.id = p.assignment_id JOIN {s} s ON s.id = a.study_id "
+            f"WHERE a.study_id = %s AND a.rater_id = %s AND p.answered_at IS NULL "
+            f"ORDER BY p.position LIMIT 3"
+        ),
+        # Claim the current item and stamp shown_at of the one the response will show. The
+        # following row always matches, so the row count says whether this request won the claim.
+        "claim_and_show": (
+            f"UPDATE {p} SET "
+            f"answered_at = CASE WHEN id = %s THEN %s ELSE answered_at END, "
+            f"shown_at = CASE WHEN id = %s AND shown_at IS NULL THEN %s ELSE shown_at END "
+            f"WHERE (id = %s AND answered_at IS NULL) OR id = %s"
+        ),
+        "claim_last": f"UPDATE {p} SET answered_at = %s WHERE id = %s AND answered_at IS NULL",
+        "judgment": f"INSERT INTO {j} ({judgment_cols}) VALUES (%s, %s, %s, %s, NULL, %s, %s, %s, %s, 1)",
+        # With a condition code: no row is inserted when the code is unknown (checked by rowcount).
+        "judgment_code": (
+            f"INSERT INTO {j} ({judgment_cols}) "
+            f"SELECT %s, %s, %s, %s, c.id, %s, %s, %s, %s, 1 FROM {c} c WHERE c.code = %s"
+        ),
+        "tutorial": (
+            f"INSERT INTO {t} (presentation_id, client_key, says_synthetic, answered_at) VALUES (%s, %s, %s, %s)"
+        ),
+        "started": f"UPDATE {a} SET started_at = COALESCE(started_at, %s) WHERE id = %s",
+        "started_finished": (
+            f"UPDATE {a} SET started_at = COALESCE(started_at, %s), finished_at = %s WHERE id = %s"
+        ),
+        "finished": f"UPDATE {a} SET finished_at = %s WHERE id = %s",
+    }
+
+
+def _fast_assignment(*, study_id: int, user: AbstractBaseUser) -> Assignment | None:
+    """The assignment with its study and ``prefetched_upcoming`` from one statement, or None
+    when nothing is left to answer (the caller then falls back to the ORM)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_sql()["upcoming"], [study_id, user.pk])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    a_id, consented, started, n_items, n_tutorial, s_id, status, title, config = rows[0][:9]
+    study = Study(id=s_id, status=status, title=title)
+    if status == Study.Status.OPEN:
+        study.__dict__["_rating_rules"] = _rules_from_text(
+            config if isinstance(config, str) else json.dumps(config, sort_keys=True)
+        )
+    assignment = Assignment(id=a_id, study_id=s_id, rater_id=user.pk, n_items=n_items, n_tutorial=n_tutorial)
+    assignment.study = study
+    # Only whether these are set matters here; the instance is never saved.
+    assignment.consented_at = timezone.now() if consented else None
+    assignment.started_at = timezone.now() if started else None
+    assignment.prefetched_upcoming = [
+        {
+            "pk": r[9],
+            "public_token": r[10],
+            "position": r[11],
+            "is_tutorial": bool(r[12]),
+            "shown_at": True if r[13] else None,
+        }
+        for r in rows
+    ]
+    return assignment
+
+
 def assignment_for_rater(*, study_id: int, user: AbstractBaseUser, with_upcoming: bool = False) -> Assignment:
     """The requesting rater's assignment for a study that is open, or a ``RatingError``.
 
-    With ``with_upcoming`` the same query also reads the next three unanswered items
-    (kept on ``assignment.prefetched_upcoming`` for ``judgment_record``): the answer
-    round trip is then one statement shorter.
+    With ``with_upcoming`` the same statement also reads the study and the next three
+    unanswered items (kept on ``assignment.prefetched_upcoming`` for ``judgment_record``):
+    the answer round trip is then one statement shorter. Such an assignment is a read-only
+    view for the answer path (its timestamps only say whether they are set).
     """
     if not user.is_authenticated:
         raise RatingError(403, "not_authenticated", "Log in to rate.")
-    assignment = None
-    if with_upcoming:
-        rows = list(
-            Presentation.objects.filter(
-                assignment__study_id=study_id, assignment__rater=user, answered_at__isnull=True
-            )
-            .select_related("assignment__study")
-            .order_by("position")[:3]
-        )
-        if rows:
-            assignment = rows[0].assignment
-            assignment.prefetched_upcoming = [
-                {
-                    "pk": r.pk,
-                    "public_token": r.public_token,
-                    "position": r.position,
-                    "is_tutorial": r.is_tutorial,
-                    "shown_at": r.shown_at,
-                }
-                for r in rows
-            ]
+    assignment = _fast_assignment(study_id=study_id, user=user) if with_upcoming else None
     if assignment is None:
         assignment = Assignment.objects.select_related("study").filter(study_id=study_id, rater=user).first()
     if assignment is None or assignment.study.status == Study.Status.DRAFT:
@@ -397,8 +509,17 @@ def assignment_for_rater(*, study_id: int, user: AbstractBaseUser, with_upcoming
     return assignment
 
 
+@functools.lru_cache(maxsize=8)
+def _image_url_prefix(script_prefix: str) -> str:
+    url = reverse("rate-image", args=["TOKEN"])
+    assert url.endswith("/TOKEN"), url
+    return url[: -len("TOKEN")]
+
+
 def _image_url(token: str) -> str:
-    return reverse("rate-image", args=[token])
+    # reverse() per URL cost more than building the whole state; the prefix only depends on
+    # the script prefix (tokens are URL-safe: secrets.token_urlsafe / hex).
+    return _image_url_prefix(get_script_prefix()) + token
 
 
 def _upcoming(assignment: Assignment, n: int = 2) -> list[dict]:
@@ -419,7 +540,8 @@ def assignment_state(*, assignment: Assignment, upcoming: list[dict] | None = No
     time it is returned.
     """
     study = assignment.study
-    config = protocol.config_with_defaults(study.config)
+    rules = _study_rules(study)
+    config = rules.config
     if upcoming is None:
         upcoming = _upcoming(assignment)
     # Tutorial first, then study items, answered strictly in position order (editing an
@@ -449,15 +571,9 @@ def assignment_state(*, assignment: Assignment, upcoming: list[dict] | None = No
         if len(upcoming) > 1:
             next_image_url = _image_url(upcoming[1]["public_token"])
     finished = not upcoming
-    questions = config["questions"]
+    questions = rules.questions
     return {
-        "study": {
-            "title": study.title,
-            "questions": questions,
-            "exposure_ms": config["exposure_ms"],
-            "answers_editable": config["answers_editable"],
-            "show_score": config["show_score"],
-        },
+        "study": {"title": study.title, **rules.study_info},
         "progress": {"done": counts["done"], "total": counts["total"]},
         "tutorial": {"done": counts["tutorial_done"], "total": counts["tutorial_total"]},
         "finished": finished,
@@ -529,13 +645,13 @@ def _diagnosis_ids(config: dict) -> dict[str, int]:
     return dict(Condition.objects.filter(code__in=codes).values_list("code", "pk")) if codes else {}
 
 
-def _validate_answer(answer: Answer, config: dict) -> None:
-    q = config["questions"]
+def _validate_answer(answer: Answer, rules: _Rules) -> None:
+    q = rules.questions
     errors: dict[str, list[str]] = {}
     if answer.confidence is not None and not q["confidence"]:
         errors["confidence"] = ["This study does not ask for confidence."]
     if answer.diagnosis is not None:
-        codes = {c["code"] for c in config.get("diagnosis_choices") or []}
+        codes = rules.codes
         if not q["diagnosis"]:
             errors["diagnosis"] = ["This study does not ask for a diagnosis."]
         elif answer.diagnosis != "unsure" and answer.diagnosis not in codes:
@@ -594,67 +710,83 @@ def judgment_record(
     Raises ``RatingError`` (400 invalid answer, 404 not this rater's token, 409 not
     the current item or already answered with another key).
     """
-    config = protocol.config_with_defaults(assignment.study.config)
+    rules = _study_rules(assignment.study)
     try:
         with transaction.atomic():
-            return _record(assignment, token, answer, client_key, config)
+            return _record(assignment, token, answer, client_key, rules)
     except IntegrityError:
         # Only a client_key already used for another answer gets here (the claim above
         # the insert rules out a second row for this presentation); nothing was written.
         raise RatingError(409, "key_reused", "This client_key was already used for another answer.") from None
 
 
+_UUID_FIELD = Judgment._meta.get_field("client_key")
+
+
 def _record(
-    assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID, config: dict
+    assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID, rules: _Rules
 ) -> tuple[int, dict]:
     # Fast path, the usual case: the token is the rater's current item. One read gives the
     # current item and the two after it (for the next state), without looking the token up.
     upcoming = assignment.__dict__.pop("prefetched_upcoming", None) or _upcoming(assignment, 3)
     if not upcoming or upcoming[0]["public_token"] != token:
-        return _not_current(assignment, token, answer, client_key, config)
-    _validate_answer(answer, config)
+        return _not_current(assignment, token, answer, client_key, rules)
+    _validate_answer(answer, rules)
     current = upcoming[0]
     now = timezone.now()
-    # Claim the answer and stamp shown_at of the item the response will show, in one UPDATE.
-    # The following row always matches the WHERE (its shown_at is only set if still empty), so
-    # the row count says exactly whether this request claimed the current item.
-    claim = Q(pk=current["pk"], answered_at__isnull=True)
-    expected = 1
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    sql = _sql()
     following = upcoming[1] if len(upcoming) > 1 else None
-    if following is not None:
-        claim |= Q(pk=following["pk"])
-        expected = 2
-        if following["shown_at"] is None:
-            following["shown_at"] = now
-    n = Presentation.objects.filter(claim).update(
-        answered_at=Case(When(pk=current["pk"], then=Value(now)), default=F("answered_at")),
-        shown_at=Case(
-            When(pk=following["pk"] if following else -1, shown_at__isnull=True, then=Value(now)),
-            default=F("shown_at"),
-        ),
-    )
-    if n < expected:  # a concurrent submit won the claim: replay or conflict
-        return _not_current(assignment, token, answer, client_key, config)
-    if current["is_tutorial"]:
-        TutorialAnswer.objects.create(
-            presentation_id=current["pk"], client_key=client_key, says_synthetic=answer.says_synthetic
-        )
-    else:
-        Judgment.objects.create(
-            presentation_id=current["pk"], client_key=client_key, **_judgment_fields(answer, config)
-        )
-    progress: dict[str, Any] = {}
-    if assignment.started_at is None:
-        progress["started_at"] = Coalesce(F("started_at"), Value(now))
-    if following is None:
-        progress["finished_at"] = now
-    if progress:  # the first and the last answer only
-        Assignment.objects.filter(pk=assignment.pk).update(**progress)
+    with connection.cursor() as cursor:
+        # Claim the answer (conditional on answered_at still empty) and stamp shown_at of the
+        # item the response will show, in one UPDATE; the following row always matches the
+        # WHERE, so the row count says exactly whether this request claimed the current item.
+        if following is not None:
+            cursor.execute(
+                sql["claim_and_show"],
+                [current["pk"], db_now, following["pk"], db_now, current["pk"], following["pk"]],
+            )
+            expected = 2
+            if following["shown_at"] is None:
+                following["shown_at"] = now
+        else:
+            cursor.execute(sql["claim_last"], [db_now, current["pk"]])
+            expected = 1
+        if cursor.rowcount < expected:  # a concurrent submit won the claim: replay or conflict
+            return _not_current(assignment, token, answer, client_key, rules)
+        key = _UUID_FIELD.get_db_prep_value(client_key, connection)
+        if current["is_tutorial"]:
+            cursor.execute(sql["tutorial"], [current["pk"], key, answer.says_synthetic, db_now])
+        else:
+            unsure = answer.diagnosis == "unsure"
+            values = [
+                current["pk"],
+                key,
+                answer.says_synthetic,
+                answer.confidence,
+                unsure,
+                answer.comment,
+                answer.response_ms,
+                db_now,
+            ]
+            if answer.diagnosis and not unsure:
+                cursor.execute(sql["judgment_code"], [*values, answer.diagnosis])
+                if cursor.rowcount != 1:  # a code of the frozen list that left the library
+                    raise RuntimeError(f"condition {answer.diagnosis!r} not found")
+            else:
+                cursor.execute(sql["judgment"], values)
+        # The first and the last answer only.
+        if assignment.started_at is None and following is None:
+            cursor.execute(sql["started_finished"], [db_now, db_now, assignment.pk])
+        elif assignment.started_at is None:
+            cursor.execute(sql["started"], [db_now, assignment.pk])
+        elif following is None:
+            cursor.execute(sql["finished"], [db_now, assignment.pk])
     return 201, _body(current["pk"], current["is_tutorial"], assignment, answer.says_synthetic, upcoming[1:])
 
 
 def _not_current(
-    assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID, config: dict
+    assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID, rules: _Rules
 ) -> tuple[int, dict]:
     """The token is not the current item: a replay, an edit, another rater's token, or out of order."""
     p = (
@@ -665,16 +797,16 @@ def _not_current(
     if p is None:
         raise RatingError(404, "not_found", "No such item for you.")
     if p.answered_at is not None:
-        return _answered_again(p, assignment, answer, client_key, config)
-    _validate_answer(answer, config)
+        return _answered_again(p, assignment, answer, client_key, rules)
+    _validate_answer(answer, rules)
     raise RatingError(409, "out_of_order", "This is not your current item; reload to continue.")
 
 
-def _judgment_fields(answer: Answer, config: dict) -> dict:
+def _judgment_fields(answer: Answer, rules: _Rules) -> dict:
     unsure = answer.diagnosis == "unsure"
     diagnosis_id = None
     if answer.diagnosis and not unsure:
-        diagnosis_id = _diagnosis_ids(config)[answer.diagnosis]
+        diagnosis_id = _diagnosis_ids(rules.config)[answer.diagnosis]
     return {
         "says_synthetic": answer.says_synthetic,
         "confidence": answer.confidence,
@@ -686,14 +818,14 @@ def _judgment_fields(answer: Answer, config: dict) -> dict:
 
 
 def _answered_again(
-    p: Presentation, assignment: Assignment, answer: Answer, client_key: uuid.UUID, config: dict
+    p: Presentation, assignment: Assignment, answer: Answer, client_key: uuid.UUID, rules: _Rules
 ) -> tuple[int, dict]:
     existing = _existing_answer(p)
     if existing is not None and existing.client_key == client_key:
         return 200, _body(p.pk, p.is_tutorial, assignment, existing.says_synthetic)
-    if config["answers_editable"] and isinstance(existing, Judgment):
-        _validate_answer(answer, config)
-        fields = _judgment_fields(answer, config)
+    if rules.config["answers_editable"] and isinstance(existing, Judgment):
+        _validate_answer(answer, rules)
+        fields = _judgment_fields(answer, rules)
         Judgment.objects.filter(pk=existing.pk).update(
             client_key=client_key, revision=existing.revision + 1, edited_at=timezone.now(), **fields
         )
