@@ -64,9 +64,7 @@ class ProceduralSample:
 
 
 def _upsample(grid: np.ndarray, size: int) -> np.ndarray:
-    # bicubic for coarse grids (bilinear shows diamond artefacts there), bilinear for fine ones (faster)
-    resample = Image.BICUBIC if grid.shape[0] <= 17 else Image.BILINEAR
-    return np.asarray(Image.fromarray(grid.astype(np.float32), mode="F").resize((size, size), resample))
+    return np.asarray(Image.fromarray(grid.astype(np.float32), mode="F").resize((size, size), Image.BICUBIC))
 
 
 def _fractal_noise(
@@ -353,7 +351,7 @@ def procedural_sample(
     vignette = 1 - rng.uniform(0.1, 0.3) * (((xx / size - 0.5) ** 2 + (yy / size - 0.5) ** 2) * 2)
     cast = 1 + rng.normal(0, 0.012, 3).astype(np.float32) + np.array([0.01, 0.0, -0.01], np.float32)
     image = image * ((1 + gradient) * vignette)[..., None] * cast
-    image = image + 0.008 * rng.standard_normal(image.shape, dtype=np.float32)  # sensor noise
+    image = image + rng.normal(0, 0.008, image.shape).astype(np.float32)  # sensor noise
     pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
     skin_estimate = estimate_skin_colour(pixels, mask)
