@@ -984,65 +984,60 @@ def _diagnosis(
     w: _Warnings,
     confidence: float,
 ) -> DiagnosisSection:
+    """Everything here follows from two confusion matrices and one image × answer table."""
     answered = ~np.isnan(f_diag)
-    truth_cond = img_cond[f_img]
-    syn = img_syn[f_img]
-    correct = answered & (f_diag == truth_cond)
     p0 = 1.0 / n_choices
+    # Condition ids → positions in the sorted code list, through a small lookup array.
+    ids, _ = stats.factorize(np.concatenate([img_cond, f_diag[answered].astype(np.int64)]))
+    label_of = {int(pk): conditions.get(int(pk), (str(pk), ""))[0] for pk in ids}
+    codes = sorted(set(label_of.values()))
+    k = len(codes)
+    id_to_index = np.array([codes.index(label_of[int(pk)]) for pk in ids], dtype=np.int64)
+    img_true = id_to_index[np.searchsorted(ids, img_cond)] if img_cond.size else np.empty(0, np.int64)
+    a_img = f_img[answered]
+    a_true = img_true[a_img]
+    a_said = id_to_index[np.searchsorted(ids, f_diag[answered].astype(np.int64))]
+    a_syn = img_syn[a_img]
+    confusion = {}
+    for kind in (True, False):
+        sel = a_syn == kind
+        confusion[kind] = np.bincount(a_true[sel] * k + a_said[sel], minlength=k * k).reshape(k, k)
+    if not answered.any():
+        w.add("diagnosis: no diagnosis answers")
 
-    def by_kind(sel: np.ndarray, label: str) -> DiagnosisByKind:
-        r_sel, s_sel = sel & answered & ~syn, sel & answered & syn
-        real = _prop(
-            int(correct[r_sel].sum()), int(r_sel.sum()), f"{label} real diagnosis accuracy", w, p0=p0
-        )
-        synthetic = _prop(
-            int(correct[s_sel].sum()), int(s_sel.sum()), f"{label} synthetic diagnosis accuracy", w, p0=p0
-        )
+    def by_kind(j: int | None, label: str) -> DiagnosisByKind:
+        def acc(m: np.ndarray, kind: str) -> stats.ProportionResult | None:
+            hits, n = (np.trace(m), m.sum()) if j is None else (m[j, j], m[j].sum())
+            return _prop(int(hits), int(n), f"{label} {kind} diagnosis accuracy", w, p0=p0)
+
+        real, synthetic = acc(confusion[False], "real"), acc(confusion[True], "synthetic")
         comparison = None
         if real is not None and synthetic is not None:
             comparison = stats.compare_proportions(real.successes, real.n, synthetic.successes, synthetic.n)
         return DiagnosisByKind(real, synthetic, comparison)
 
-    everything = np.ones(f_img.size, dtype=bool)
-    overall = by_kind(everything, "overall")
-    per_condition = []
-    embodiment = []
-    present = sorted({int(c) for c in img_cond.tolist()}, key=lambda c: conditions.get(c, (str(c), ""))[0])
+    overall = by_kind(None, "overall")
+    # Per synthetic image: is the intended condition (one of) its most frequent answers?
+    n_img = img_cond.size
+    table = np.bincount(a_img[a_syn] * k + a_said[a_syn], minlength=n_img * k).reshape(n_img, k)
+    rated = table.sum(axis=1) > 0
+    modal_hit = rated & img_syn & (table[np.arange(n_img), img_true] == table.max(axis=1, initial=0))
+    n_majority = np.bincount(img_true[modal_hit], minlength=k)
+    n_syn_images = np.bincount(img_true[img_syn], minlength=k)
+    per_condition, embodiment = [], []
     quiet = _Warnings()
-    for c in present:
-        code, name = conditions.get(c, (str(c), ""))
-        k = by_kind(truth_cond == c, f"condition {code}")
-        per_condition.append(ConditionDiagnosis(code, name, k.real, k.synthetic, k.comparison))
-        sel = answered & syn & (truth_cond == c)
-        n_images = int((img_syn & (img_cond == c)).sum())
-        rate = _prop(int(correct[sel].sum()), int(sel.sum()), f"embodiment {code}", quiet, p0=p0)
-        majority = 0
-        if sel.any():
-            imgs, inv = np.unique(f_img[sel], return_inverse=True)
-            answers, ans_idx = np.unique(f_diag[sel], return_inverse=True)
-            table = np.zeros((imgs.size, answers.size), dtype=np.int64)
-            np.add.at(table, (inv, ans_idx), 1)
-            # An image counts when the intended condition is (one of) its modal answers.
-            hit = answers == c
-            if hit.any():
-                majority = int((table[:, hit].ravel() == table.max(axis=1)).sum())
-        embodiment.append(Embodiment(code, n_images, int(sel.sum()), rate, majority))
-
-    # Condition ids → positions in the sorted label list, through a small lookup array.
-    ids = np.unique(np.concatenate([img_cond.astype(np.float64), f_diag[answered]])).astype(np.int64)
-    label_of = {int(pk): conditions.get(int(pk), (str(pk), ""))[0] for pk in ids}
-    codes = sorted(set(label_of.values()))
-    k = len(codes)
-    id_to_index = np.array([codes.index(label_of[int(pk)]) for pk in ids], dtype=np.int64)
-    confusion = {True: np.zeros((k, k), dtype=np.int64), False: np.zeros((k, k), dtype=np.int64)}
-    if answered.any():
-        t = id_to_index[np.searchsorted(ids, truth_cond[answered])]
-        d = id_to_index[np.searchsorted(ids, f_diag[answered].astype(np.int64))]
-        s = syn[answered]
-        for kind, sel in ((True, s), (False, ~s)):
-            confusion[kind] += np.bincount(t[sel] * k + d[sel], minlength=k * k).reshape(k, k)
-    else:
-        w.add("diagnosis: no diagnosis answers")
+    name_of = {v[0]: v[1] for v in conditions.values()}
+    for j in sorted(set(img_true.tolist()), key=lambda j: codes[j]):
+        code = codes[j]
+        kd = by_kind(j, f"condition {code}")
+        per_condition.append(
+            ConditionDiagnosis(code, name_of.get(code, ""), kd.real, kd.synthetic, kd.comparison)
+        )
+        syn_row = confusion[True][j]
+        rate = _prop(int(syn_row[j]), int(syn_row.sum()), f"embodiment {code}", quiet, p0=p0)
+        embodiment.append(
+            Embodiment(code, int(n_syn_images[j]), int(syn_row.sum()), rate, int(n_majority[j]))
+        )
     return DiagnosisSection(
         n_answered=int(answered.sum()),
         n_unanswered=int((~answered).sum()),
