@@ -154,9 +154,9 @@ class Renderer:
 
     ``checkpoint`` is a path or a loaded ``generator.checkpoint.Checkpoint``. ``batch_size`` bounds
     memory: any number of specs is processed in chunks of that size, and the network always runs on
-    exactly that many images (see ``forward``), so keep it fixed where pixels must be reproducible. ``optimize=False`` runs the plain
-    eval-mode network (the reference the optimized path is checked against). ``dropout=False`` turns
-    the sampling noise off (then the seed has no effect). ``precision``: "auto" (fp16/bf16 autocast
+    exactly that many images (see ``forward``), so keep it fixed where pixels must be reproducible.
+    ``optimize=False`` runs the plain eval-mode network (the reference the optimized path is checked
+    against). ``dropout=False`` turns the sampling noise off (then the seed has no effect). ``precision``: "auto" (fp16/bf16 autocast
     on CUDA when it passes the accuracy check, fp32 on CPU, where bf16 is slower), "fp32", "fp16",
     "bf16". ``compile=True`` adds ``torch.compile`` (slow first call; for long-lived workers).
     """
@@ -285,8 +285,11 @@ class Renderer:
         fmt = torch.contiguous_format if net is self.model else torch.channels_last
         x = maps.to(self.device).contiguous(memory_format=fmt)  # (B, C, H, W)
         noise = [m.to(self.device).contiguous(memory_format=fmt) for m in noise]
-        # cuDNN: no autotuning and deterministic algorithms, so a seed renders the same pixels every time.
-        with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
+        # cuDNN: no autotuning and deterministic algorithms, so a seed renders the same pixels every
+        # time; fp32 means fp32 (no TF32), so it can serve as the reference for reduced precision.
+        with torch.backends.cudnn.flags(
+            enabled=True, benchmark=False, deterministic=True, allow_tf32=dtype is not None
+        ):
             if dtype is None:
                 return net(x, noise or None).float()
             with torch.autocast(self.device.type, dtype=dtype):
@@ -309,8 +312,9 @@ class Renderer:
         }
         size = self.config.image_size
         gen = torch.Generator().manual_seed(0)
-        probe = torch.rand(2, self.config.in_channels, size, size, generator=gen) * 2 - 1  # (2, C, H, W)
-        seeds = [1, 2]
+        # The probe has the production batch shape, so a compiled network is compiled only once.
+        probe = torch.rand(self.batch_size, self.config.in_channels, size, size, generator=gen) * 2 - 1
+        seeds = list(range(1, self.batch_size + 1))
         with torch.inference_mode():
             noise = self.model.draw_noise(seeds, size, size, self.device) if self.dropout else []
             ref = self._run(self.model, probe, noise, None)
