@@ -649,6 +649,44 @@ def test_the_sparse_path_gives_the_same_interval_as_the_dense_path(monkeypatch, 
     assert (sparse.ci_low, sparse.ci_high) == pytest.approx((dense.ci_low, dense.ci_high), abs=1e-12)
 
 
+def test_a_single_stratum_gives_exactly_the_unstratified_bootstrap():
+    r, i, y = _long_study(6)
+    plain = stats.bootstrap_two_way_mean(r, i, y, n_boot=200, seed=4)
+    strat = stats.bootstrap_two_way_mean_stratified(r, i, y, np.zeros(r.size), n_boot=200, seed=4)
+    assert (strat.overall.ci_low, strat.overall.ci_high) == pytest.approx(
+        (plain.ci_low, plain.ci_high), abs=1e-12
+    )
+    assert strat.strata[0.0].estimate == pytest.approx(plain.estimate)
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.25])
+def test_the_stratified_bootstrap_equals_a_brute_force_loop_over_the_same_draws(missing):
+    r, i, y = _long_study(8, n_raters=6, n_images=14, missing=missing)
+    kind = i % 3 == 0  # the stratum is an image property
+    res = stats.bootstrap_two_way_mean_stratified(r, i, y, kind, n_boot=150, seed=12)
+    _, icodes = np.unique(i, return_inverse=True)
+    image_stratum = np.zeros(icodes.max() + 1, dtype=np.int64)
+    image_stratum[icodes] = kind.astype(int)
+    rater_w, image_w = stats._stratified_draws(6, image_stratum, 150, 12)
+    reps = {"all": [], False: [], True: []}
+    for b in range(150):
+        w = rater_w[b, r] * image_w[b, icodes]
+        reps["all"].append(np.sum(w * y) / np.sum(w))
+        for k in (False, True):
+            sel = kind == k
+            reps[k].append(np.sum(w[sel] * y[sel]) / np.sum(w[sel]))
+    for key, result in (("all", res.overall), (False, res.strata[False]), (True, res.strata[True])):
+        expected = np.quantile(reps[key], [0.025, 0.975])
+        assert (result.ci_low, result.ci_high) == pytest.approx(tuple(expected), abs=1e-12)
+    # every replicate keeps the design's numbers of images of each kind
+    assert np.all(image_w[:, image_stratum == 1].sum(axis=1) == (image_stratum == 1).sum())
+
+
+def test_the_stratified_bootstrap_rejects_a_stratum_that_varies_within_an_image():
+    with pytest.raises(ValueError, match="same for every judgment of an image"):
+        stats.bootstrap_two_way_mean_stratified([0, 1], [0, 0], [1.0, 0.0], [True, False])
+
+
 def test_the_bootstrap_rejects_mismatched_arrays_and_reports_undefined_replicates():
     with pytest.raises(ValueError, match="differ in length"):
         stats.bootstrap_two_way_mean([0, 1], [0, 1], [1.0])

@@ -40,7 +40,7 @@ Floats that are undefined (NaN) are ``None``; every such case also adds a line t
     }   # AUC from confidence-signed ratings, DeLong CI
 
     Boot = {"estimate": float, "ci_low": float | None, "ci_high": float | None,
-            "n_boot": int, "n_valid": int}           # two-way (raters × images) bootstrap
+            "n_boot": int, "n_valid": int}   # two-way bootstrap: raters, and images within kind
 
     Agreement = {"n_images": int, "n_raters": int,
                  "fleiss_kappa": float | None, "fleiss_n_images": int,   # images with the
@@ -829,26 +829,32 @@ def _hype(
     confidence: float,
     w: _Warnings,
 ) -> Hype:
-    """HYPE∞ error rates with CIs that resample raters and images together."""
-    error = (says != truth).astype(np.float64)
+    """HYPE∞ error rates with CIs that resample raters and images together.
 
-    def boot(sel: np.ndarray, label: str) -> stats.BootstrapResult | None:
-        if not sel.any():
+    One stratified two-way bootstrap: raters across the study, images within their kind,
+    so each replicate keeps the design's balance of real and synthetic images and the
+    three rates come from the same replicates.
+    """
+    if says.size == 0:
+        w.add("HYPE error rate: no judgments")
+        return Hype(None, None, None)
+    error = (says != truth).astype(np.float64)
+    for label, sel in (("HYPE error rate", slice(None)), ("HYPE real error rate", ~truth),
+                       ("HYPE synthetic error rate", truth)):  # fmt: skip
+        n_r, n_i = np.count_nonzero(np.bincount(rater[sel])), np.count_nonzero(np.bincount(image[sel]))
+        if n_i == 0:
             w.add(f"{label}: no judgments")
-            return None
-        r, i, e = (rater, image, error) if sel.all() else (rater[sel], image[sel], error[sel])
-        n_r, n_i = np.count_nonzero(np.bincount(r)), np.count_nonzero(np.bincount(i))
-        if n_r < 2 or n_i < 2:
+        elif n_r < 2 or n_i < 2:
             w.add(f"{label}: the bootstrap CI needs at least two raters and two images")
         elif n_r < 5 or n_i < 5:
             w.add(f"{label}: with {n_r} raters and {n_i} images the bootstrap interval is only a rough guide")
-        return stats.bootstrap_two_way_mean(r, i, e, n_boot=n_boot, seed=seed, confidence=confidence)
-
-    everything = np.ones(says.size, dtype=bool)
+    res = stats.bootstrap_two_way_mean_stratified(
+        rater, image, error, truth, n_boot=n_boot, seed=seed, confidence=confidence
+    )
     return Hype(
-        error_rate=boot(everything, "HYPE error rate"),
-        real_error_rate=boot(~truth, "HYPE real error rate"),
-        synthetic_error_rate=boot(truth, "HYPE synthetic error rate"),
+        error_rate=res.overall,
+        real_error_rate=res.strata.get(False),
+        synthetic_error_rate=res.strata.get(True),
     )
 
 
