@@ -10,7 +10,7 @@ from django.test import Client
 
 from tests.factories import RaterFactory, open_study, rater_for
 from turingtest.studies import services
-from turingtest.studies.models import Assignment, Judgment, Presentation, TutorialAnswer
+from turingtest.studies.models import Assignment, Judgment, Presentation, Study, TutorialAnswer
 
 pytestmark = pytest.mark.django_db
 
@@ -195,6 +195,33 @@ def test_diagnosis_accepts_the_studys_conditions_and_unsure():
     j1, j2 = Judgment.objects.order_by("presentation__position")
     assert (j1.diagnosis.code, j1.diagnosis_unsure, j1.comment) == ("T1", False, "looks odd")
     assert (j2.diagnosis, j2.diagnosis_unsure) == (None, True)
+
+
+def test_the_answer_path_follows_the_stored_config_not_a_copy_cached_from_an_earlier_request():
+    study = open_study()
+    rater, _ = rater_for(study)
+    c = client_for(rater)
+    token = answer(c, study.pk, state(c, study.pk).json()["item"]["token"]).json()["state"]["item"]["token"]
+    assert answer(c, study.pk, token, comment="hello").status_code == 400
+    config = {**study.config, "questions": {"confidence": True, "diagnosis": False, "comment": True}}
+    Study.objects.filter(pk=study.pk).update(config=config)
+    r = answer(c, study.pk, token, comment="hello")
+    assert r.status_code == 201 and r.json()["state"]["study"]["questions"]["comment"] is True
+    assert Judgment.objects.get(presentation__public_token=token).comment == "hello"
+
+
+def test_a_listed_diagnosis_missing_from_the_library_fails_and_leaves_the_item_unanswered():
+    study = open_study(questions={"confidence": True, "diagnosis": True, "comment": False})
+    choices = [*study.config["diagnosis_choices"], {"code": "ZZ", "name": "Gone"}]
+    Study.objects.filter(pk=study.pk).update(config={**study.config, "diagnosis_choices": choices})
+    rater, _ = rater_for(study)
+    c = client_for(rater)
+    token = state(c, study.pk).json()["item"]["token"]
+    with pytest.raises(RuntimeError, match="ZZ"):
+        answer(c, study.pk, token, diagnosis="ZZ")
+    assert Judgment.objects.count() == 0
+    assert Presentation.objects.get(public_token=token).answered_at is None
+    assert answer(c, study.pk, token, diagnosis="T0").status_code == 201
 
 
 def test_tutorial_items_come_first_give_feedback_and_stay_out_of_the_judgments():

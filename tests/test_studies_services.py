@@ -136,24 +136,38 @@ def test_visibility_queryset_matches_is_visible_to():
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_double_submits_record_one_judgment_on_postgresql():
-    """Two threads, two connections, same answer at once: the claim lets exactly one write."""
+@pytest.mark.parametrize(
+    ("as_the_api_does", "same_key"),
+    [(False, True), (True, True), (True, False)],
+    ids=["orm", "api", "api-2keys"],
+)
+def test_concurrent_double_submits_record_one_judgment_on_postgresql(as_the_api_does, same_key):
+    """Two threads, two connections, same answer at once: the claim lets exactly one write.
+
+    "api": the assignment as the answer API loads it (with the next items), which takes the
+    one-statement write outside any transaction block; with two keys the loser gets a 409.
+    """
     study = open_study()
-    _, assignment = rater_for(study)
+    rater, assignment = rater_for(study)
     token = assignment.presentations.order_by("position")[0].public_token
-    key = uuid.uuid4()
+    keys = [uuid.uuid4()] * 2 if same_key else [uuid.uuid4(), uuid.uuid4()]
     barrier = threading.Barrier(2)
     results: list = []
 
-    def submit() -> None:
+    def submit(key) -> None:
         try:
             barrier.wait()
-            a = Assignment.objects.select_related("study").get(pk=assignment.pk)
+            if as_the_api_does:
+                a = services.assignment_for_rater(study_id=study.pk, user=rater, with_upcoming=True)
+            else:
+                a = Assignment.objects.select_related("study").get(pk=assignment.pk)
             results.append(
                 services.judgment_record(
                     assignment=a, token=token, answer=services.Answer(True), client_key=key
                 )[0]
             )
+        except services.RatingError as exc:
+            results.append(exc.status)
         except Exception as exc:  # pragma: no cover - reported by the assertion below
             results.append(exc)
         finally:
@@ -161,12 +175,12 @@ def test_concurrent_double_submits_record_one_judgment_on_postgresql():
 
     for _ in range(10):  # the interleavings differ from run to run: try several
         results.clear()
-        threads = [threading.Thread(target=submit) for _ in range(2)]
+        threads = [threading.Thread(target=submit, args=(key,)) for key in keys]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert sorted(results, key=str) == [200, 201], results
+        assert sorted(results, key=str) == ([200, 201] if same_key else [201, 409]), results
         assert Judgment.objects.count() == 1
         Judgment.objects.all().delete()
         Presentation.objects.filter(public_token=token).update(answered_at=None)

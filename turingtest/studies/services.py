@@ -8,6 +8,7 @@ boundary: they carry opaque presentation tokens and nothing derived from the ima
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -711,9 +712,22 @@ def judgment_record(
     the current item or already answered with another key).
     """
     rules = _study_rules(assignment.study)
+    upcoming = assignment.__dict__.pop("prefetched_upcoming", None)
     try:
+        if upcoming and upcoming[0]["public_token"] == token and connection.vendor == "postgresql":
+            _validate_answer(answer, rules)
+            # One statement is its own transaction; inside a caller's transaction it gets a
+            # savepoint like any other write here, so an IntegrityError leaves that usable.
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+                won = _record_one_statement(assignment, upcoming, answer, client_key)
+            if won:
+                current = upcoming[0]
+                return 201, _body(
+                    current["pk"], current["is_tutorial"], assignment, answer.says_synthetic, upcoming[1:]
+                )
+            upcoming = None  # a concurrent submit won the claim: replay or conflict, below
         with transaction.atomic():
-            return _record(assignment, token, answer, client_key, rules)
+            return _record(assignment, token, answer, client_key, rules, upcoming)
     except IntegrityError:
         # Only a client_key already used for another answer gets here (the claim above
         # the insert rules out a second row for this presentation); nothing was written.
@@ -723,12 +737,104 @@ def judgment_record(
 _UUID_FIELD = Judgment._meta.get_field("client_key")
 
 
+def _record_one_statement(
+    assignment: Assignment, upcoming: list[dict], answer: Answer, client_key: uuid.UUID
+) -> bool:
+    """PostgreSQL: claim, insert the answer and update the assignment's progress in ONE statement
+    (data-modifying CTEs), so the usual answer costs one round trip and no BEGIN/COMMIT.
+
+    The same guarantees as ``_record``'s statements: the claim is the conditional UPDATE (a
+    concurrent submit waits on the row lock, then sees ``answered_at`` set and claims nothing),
+    the insert and the progress update only happen when the claim matched every row, and the
+    one-to-one and unique ``client_key`` constraints abort the whole statement. A condition
+    code that is not in the library claims nothing either (and raises). True when this request
+    recorded the answer; False when another one had claimed the item.
+    """
+    current = upcoming[0]
+    following = upcoming[1] if len(upcoming) > 1 else None
+    now = timezone.now()
+    code = answer.diagnosis if answer.diagnosis not in (None, "unsure") else None
+    if current["is_tutorial"]:
+        code = None
+    progress = []
+    if assignment.started_at is None:
+        progress.append("started_at = COALESCE(started_at, %(now)s)")
+    if following is None:
+        progress.append("finished_at = %(now)s")
+    sql = _one_statement_sql(current["is_tutorial"], code is not None, ", ".join(progress))
+    params = {
+        "now": now,
+        "current": current["pk"],
+        "following": following["pk"] if following else -1,
+        "expected": 2 if following else 1,
+        "key": client_key,
+        "says_synthetic": answer.says_synthetic,
+        "confidence": answer.confidence,
+        "unsure": answer.diagnosis == "unsure",
+        "comment": answer.comment,
+        "response_ms": answer.response_ms,
+        "code": code,
+        "assignment": assignment.pk,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        claimed, inserted, code_known = cursor.fetchone()
+    if not code_known:  # a code of the frozen list that left the library: nothing was written
+        raise RuntimeError(f"condition {code!r} not found")
+    if claimed < params["expected"]:
+        return False
+    if inserted != 1:  # cannot happen: the insert runs whenever the claim matched
+        raise RuntimeError("the answer was claimed but not inserted")
+    if following is not None and following["shown_at"] is None:
+        following["shown_at"] = now
+    return True
+
+
+@functools.cache
+def _one_statement_sql(is_tutorial: bool, with_code: bool, progress: str) -> str:
+    p, a, c = _table(Presentation), _table(Assignment), _table(Condition)
+    cond = f"SELECT id FROM {c} WHERE code = %(code)s" if with_code else "SELECT CAST(NULL AS bigint) AS id"
+    won = "(SELECT count(*) FROM claim) = %(expected)s"
+    if is_tutorial:
+        insert = (
+            f"INSERT INTO {_table(TutorialAnswer)} (presentation_id, client_key, says_synthetic, answered_at) "
+            f"SELECT %(current)s, %(key)s, %(says_synthetic)s, %(now)s WHERE {won} RETURNING 1"
+        )
+    else:
+        insert = (
+            f"INSERT INTO {_table(Judgment)} (presentation_id, client_key, says_synthetic, confidence, "
+            f"diagnosis_id, diagnosis_unsure, comment, response_ms, answered_at, revision) "
+            f"SELECT %(current)s, %(key)s, %(says_synthetic)s, %(confidence)s, (SELECT id FROM cond), "
+            f"%(unsure)s, %(comment)s, %(response_ms)s, %(now)s, 1 WHERE {won} RETURNING 1"
+        )
+    progress_cte = (
+        f", progress AS (UPDATE {a} SET {progress} WHERE id = %(assignment)s AND {won} RETURNING 1)"
+        if progress
+        else ""
+    )
+    return (
+        f"WITH cond AS ({cond}), "
+        f"claim AS (UPDATE {p} SET "
+        f"answered_at = CASE WHEN id = %(current)s THEN %(now)s ELSE answered_at END, "
+        f"shown_at = CASE WHEN id = %(following)s AND shown_at IS NULL THEN %(now)s ELSE shown_at END "
+        f"WHERE ((id = %(current)s AND answered_at IS NULL) OR id = %(following)s) "
+        f"AND EXISTS (SELECT 1 FROM cond) RETURNING id), "
+        f"ins AS ({insert}){progress_cte} "
+        f"SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM cond)"
+    )
+
+
 def _record(
-    assignment: Assignment, token: str, answer: Answer, client_key: uuid.UUID, rules: _Rules
+    assignment: Assignment,
+    token: str,
+    answer: Answer,
+    client_key: uuid.UUID,
+    rules: _Rules,
+    upcoming: list[dict] | None = None,
 ) -> tuple[int, dict]:
     # Fast path, the usual case: the token is the rater's current item. One read gives the
     # current item and the two after it (for the next state), without looking the token up.
-    upcoming = assignment.__dict__.pop("prefetched_upcoming", None) or _upcoming(assignment, 3)
+    upcoming = upcoming or _upcoming(assignment, 3)
     if not upcoming or upcoming[0]["public_token"] != token:
         return _not_current(assignment, token, answer, client_key, rules)
     _validate_answer(answer, rules)
