@@ -181,6 +181,10 @@ def test_bad_answers_get_field_errors_and_write_nothing():
     r = answer(c, study.pk, token, comment="hello")
     assert r.status_code == 400 and "comment" in r.json()
     assert Judgment.objects.count() == 0
+    r = c.post(f"/api/rate/{study.pk}/answers", "[1, 2]", content_type="application/json")
+    assert r.status_code == 400 and r.json() == {
+        "non_field_errors": ["Invalid data. Expected a dictionary, but got list."]
+    }
 
 
 def test_diagnosis_accepts_the_studys_conditions_and_unsure():

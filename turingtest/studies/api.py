@@ -38,6 +38,8 @@ _ERRORS = {
 # deep copy of the fields that made the serializer the largest cost of the answer path.
 # Fields are not mutated by validation, so threads can share them.
 _ANSWER_FIELDS = tuple(AnswerSerializer().fields.items())
+for _name, _field in _ANSWER_FIELDS:
+    _field.validators  # noqa: B018 - built lazily on first use; build it before threads share it
 
 
 def _answer_data(data: Any) -> dict:
