@@ -28,8 +28,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Benchmarks need PostgreSQL and Redis (they start their own gunicorn and Celery workers).
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dermgan_bench
+BENCH_BROKER_URL ?= redis://127.0.0.1:6379/14
+
 bench: install
-	@for b in benchmarks/*.py; do echo "== $$b"; DJANGO_DEBUG=1 $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; \
+	  DJANGO_DEBUG=1 DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
+	  $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf var/test .pytest_cache

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._synthetic_study import bench_database, make_synthetic_study, setup_django  # noqa: E402
+from benchmarks.support.synthetic_study import bench_database, make_synthetic_study, setup_django  # noqa: E402
 
 
 class _Counter:

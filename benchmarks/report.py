@@ -3,7 +3,7 @@
 A synthetic study of 200 raters × 5,000 images (1,000,000 judgments; ``--raters`` and
 ``--images`` shrink it) is written into a fresh PostgreSQL database
 (``test_dermgan_bench_report`` on the server of ``DATABASE_URL``, migrated, dropped
-afterwards) by ``benchmarks/_synthetic_study.py``, the same data the export benchmark uses.
+afterwards) by ``benchmarks/support/synthetic_study.py``, the same data the export benchmark uses.
 Its big tables are filled by ``INSERT … SELECT`` computed inside PostgreSQL, which is
 faster still than streaming generated rows with ``COPY FROM``.
 
@@ -125,7 +125,7 @@ def main() -> None:
     parts = urlsplit(url)
     os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
     sys.path.insert(0, str(ROOT))
-    from benchmarks._synthetic_study import bench_database, make_synthetic_study, setup_django
+    from benchmarks.support.synthetic_study import bench_database, make_synthetic_study, setup_django
 
     setup_django()
     from django.db import connection

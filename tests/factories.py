@@ -115,7 +115,10 @@ class PresentationFactory(factory.django.DjangoModelFactory):
 
 def library_images(n_real: int, n_synthetic: int, *, conditions: int = 2) -> list[Image]:
     """Distinct tiny PNG images, conditions round-robin, real and synthetic alike on disk."""
-    conds = [ConditionFactory(code=f"T{i}", name=f"Test condition {i}", map_index=200 + i) for i in range(conditions)]
+    conds = [
+        ConditionFactory(code=f"T{i}", name=f"Test condition {i}", map_index=200 + i)
+        for i in range(conditions)
+    ]
     images = []
     for i in range(n_real + n_synthetic):
         kind = Image.Kind.REAL if i < n_real else Image.Kind.SYNTHETIC
@@ -124,7 +127,9 @@ def library_images(n_real: int, n_synthetic: int, *, conditions: int = 2) -> lis
             ImageFactory(
                 kind=kind,
                 condition=conds[i % conditions],
-                file=ContentFile(png_bytes(colour), name=f"{hashlib.sha256(str(i).encode()).hexdigest()[:16]}.png"),
+                file=ContentFile(
+                    png_bytes(colour), name=f"{hashlib.sha256(str(i).encode()).hexdigest()[:16]}.png"
+                ),
             )
         )
     return images

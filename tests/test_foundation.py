@@ -60,8 +60,10 @@ def test_production_mode_refuses_to_start_without_a_secret_key():
 def test_check_deploy_is_clean_in_production_mode():
     result = _run_manage(
         ["check", "--deploy", "--fail-level", "WARNING"],
-        {"DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-value-0123456789",
-         "DJANGO_ALLOWED_HOSTS": "example.org"},
+        {
+            "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-value-0123456789",
+            "DJANGO_ALLOWED_HOSTS": "example.org",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -69,7 +71,11 @@ def test_check_deploy_is_clean_in_production_mode():
 
 def test_without_a_broker_tasks_run_eagerly_and_never_fall_back_to_amqp():
     result = _run_manage(
-        ["shell", "-c", "from turingtest.celery import app; print(app.conf.task_always_eager, app.conf.broker_url)"],
+        [
+            "shell",
+            "-c",
+            "from turingtest.celery import app; print(app.conf.task_always_eager, app.conf.broker_url)",
+        ],
         {"DJANGO_DEBUG": "1"},
     )
     assert result.returncode == 0, result.stderr
@@ -81,8 +87,15 @@ def test_the_generator_package_never_imports_django():
     for forbidden in ("import django", "from django", "import celery", "from celery", "turingtest"):
         assert forbidden not in source
     result = subprocess.run(
-        [sys.executable, "-c", "import sys, generator; import generator.__init__; "
-         "print(any(m.split('.')[0] in {'django','celery','turingtest'} for m in sys.modules))"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys, generator; import generator.__init__; "
+            "print(any(m.split('.')[0] in {'django','celery','turingtest'} for m in sys.modules))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip() == "False"

@@ -11,7 +11,7 @@ something to find.
 
 Usage::
 
-    from benchmarks._synthetic_study import bench_database, setup_django, make_synthetic_study
+    from benchmarks.support.synthetic_study import bench_database, setup_django, make_synthetic_study
     setup_django()
     with bench_database():
         study_id = make_synthetic_study(n_raters=200, n_images=5000)
@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_BENCH_DB = "postgres://postgres@127.0.0.1:5432/dermgan_bench"
 
 
