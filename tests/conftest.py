@@ -193,3 +193,15 @@ def _queue_exists(conn, queue: str) -> bool:
 @pytest.fixture
 def live_worker(worker_factory) -> WorkerProcess:
     return worker_factory()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: tiny test networks run faster without threading overhead,
+    and parallel test processes on a small machine don't oversubscribe its cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from django.contrib import admin
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.test import RequestFactory
@@ -28,11 +27,8 @@ FAST = {
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """These tiny networks run faster on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture

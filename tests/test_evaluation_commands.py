@@ -6,7 +6,6 @@ import io
 import json
 
 import pytest
-import torch
 from django.core.management import CommandError, call_command
 
 from generator.classifier import ClassifierConfig, save_classifier, train_classifier
@@ -17,11 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """These tiny networks run faster on one thread (tests/conftest.py)."""
 
 
 def _run(*args: str) -> str:

@@ -23,11 +23,8 @@ FAST = {"kid_subsets": 5, "kid_subset_size": 50, **TINY_CLASSIFIER}
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """These tiny networks run faster on one thread (tests/conftest.py)."""
 
 
 def test_filter_parse_reads_key_value_lists_and_rejects_unknown_keys():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
 from tests.evaluation_data import batch_with_images, real_images
 from turingtest.evaluation import services, tasks
@@ -21,11 +20,8 @@ FAST = {
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """These tiny networks run faster on one thread (tests/conftest.py)."""
 
 
 @pytest.mark.django_db

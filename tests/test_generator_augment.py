@@ -22,12 +22,8 @@ SIZE = 32
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
+def _one_torch_thread(one_torch_thread):
     """Tiny networks run fastest on one thread, especially on a shared, loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _procedural_set(counts: dict[str, int], *, seed0: int, per_patient: int = 2):

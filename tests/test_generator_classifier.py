@@ -23,11 +23,8 @@ CONFIG = ClassifierConfig(conditions=("DARK", "LIGHT"), image_size=16, width=4, 
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """These tiny networks run faster on one thread (tests/conftest.py)."""
 
 
 def _images(n: int, seed: int) -> tuple[list[Image.Image], list[str]]:
