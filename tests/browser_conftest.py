@@ -325,7 +325,7 @@ def chromium_browser():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(message)  # only without REQUIRE_SERVICES=1: CI fails above instead
     # Playwright's sync API keeps an event loop in this thread; the test's own ORM
     # calls are still synchronous, so Django's async-safety guard would misfire.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
