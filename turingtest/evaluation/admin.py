@@ -222,35 +222,26 @@ class FidelityRunAdmin(_RunAdmin):
             return HttpResponse(status=403)
         # ?batch=ID preselects the batch: the "compute fidelity" link on a batch's page points here
         form = FidelityRunForm(request.POST or None, initial={"batch": request.GET.get("batch")})
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                run = services.fidelity_run_create(
-                    batch=data["batch"],
-                    real_filter=data["real_filter"],
-                    extractor=data["extractor"],
-                    seed=data["seed"],
-                    user=request.user,
-                )
-            except services.EvaluationError as exc:
-                form.add_error(None, str(exc))
-            else:
-                if (
-                    run.status == FidelityRun.Status.FAILED
-                ):  # the broker refused it (or, eager, it ran and failed)
-                    messages.error(request, f"Fidelity run {run.pk} failed: {run.error}")
-                else:
-                    messages.success(request, f"Fidelity run {run.pk} queued.")
-                return HttpResponseRedirect(reverse("admin:evaluation_fidelityrun_change", args=[run.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Compute fidelity metrics for a batch",
-            "explanation": "FID, KID, precision/recall and diversity between the batch and real images, "
+
+        def create(data: dict) -> FidelityRun:
+            return services.fidelity_run_create(
+                batch=data["batch"],
+                real_filter=data["real_filter"],
+                extractor=data["extractor"],
+                seed=data["seed"],
+                user=request.user,
+            )
+
+        return _run_add_view(
+            self,
+            request,
+            form,
+            create,
+            label="Fidelity run",
+            title="Compute fidelity metrics for a batch",
+            explanation="FID, KID, precision/recall and diversity between the batch and real images, "
             "overall and per condition. Runs in the background; this page's record shows progress.",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "evaluation/admin_run_add.html", context)
+        )
 
 
 @admin.register(AugmentationRun)
@@ -340,35 +331,54 @@ class AugmentationRunAdmin(_RunAdmin):
         if not self.has_add_permission(request):
             return HttpResponse(status=403)
         form = AugmentationRunForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                run = services.augmentation_run_create(
-                    real_filter=data["real_filter"],
-                    synthetic_batches=list(data["synthetic_batches"]),
-                    checkpoint=data["checkpoint"],
-                    conditions=[c.strip() for c in data["conditions"].split(",") if c.strip()],
-                    ratio=data["ratio"],
-                    seed=data["seed"],
-                    config={"epochs": data["epochs"], "image_size": data["image_size"]},
-                    user=request.user,
-                )
-            except services.EvaluationError as exc:
-                form.add_error(None, str(exc))
-            else:
-                if (
-                    run.status == AugmentationRun.Status.FAILED
-                ):  # the broker refused it (or, eager, it ran and failed)
-                    messages.error(request, f"Augmentation run {run.pk} failed: {run.error}")
-                else:
-                    messages.success(request, f"Augmentation run {run.pk} queued.")
-                return HttpResponseRedirect(reverse("admin:evaluation_augmentationrun_change", args=[run.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Run the augmentation experiment",
-            "explanation": "Trains the compact classifier twice (real only; real + synthetic images of the chosen "
+
+        def create(data: dict) -> AugmentationRun:
+            return services.augmentation_run_create(
+                real_filter=data["real_filter"],
+                synthetic_batches=list(data["synthetic_batches"]),
+                checkpoint=data["checkpoint"],
+                conditions=[c.strip() for c in data["conditions"].split(",") if c.strip()],
+                ratio=data["ratio"],
+                seed=data["seed"],
+                config={"epochs": data["epochs"], "image_size": data["image_size"]},
+                user=request.user,
+            )
+
+        return _run_add_view(
+            self,
+            request,
+            form,
+            create,
+            label="Augmentation run",
+            title="Run the augmentation experiment",
+            explanation="Trains the compact classifier twice (real only; real + synthetic images of the chosen "
             "conditions) on a patient-grouped split and compares both on the same held-out real images.",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "evaluation/admin_run_add.html", context)
+        )
+
+
+def _run_add_view(
+    modeladmin, request: HttpRequest, form, create, *, label: str, title: str, explanation: str
+):
+    """The add page of a run: validate, start the run, and say whether the broker took it."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = create(form.cleaned_data)
+        except services.EvaluationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if run.status == run.Status.FAILED:  # the broker refused it (or, eager, it ran and failed)
+                messages.error(request, f"{label} {run.pk} failed: {run.error}")
+            else:
+                messages.success(request, f"{label} {run.pk} queued.")
+            opts = modeladmin.model._meta
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[run.pk])
+            )
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "explanation": explanation,
+        "form": form,
+        "opts": modeladmin.model._meta,
+    }
+    return TemplateResponse(request, "evaluation/admin_run_add.html", context)
