@@ -130,3 +130,21 @@ def test_the_generation_batch_page_lists_its_fidelity_runs_and_offers_to_compute
     assert reverse("admin:evaluation_fidelityrun_add") + f"?batch={batch.pk}" in html
     assert "fidelity run" in html.lower()
     assert compute_fidelity_for_batches in GenerationBatchAdmin.actions
+
+
+def test_the_augmentation_add_page_queues_a_run_or_says_what_is_missing(
+    admin_client, django_capture_on_commit_callbacks
+):
+    real_images({"MEL": 4, "NEV": 4})
+    batch = batch_with_images({"MEL": 4})
+    url = reverse("admin:evaluation_augmentationrun_add")
+    assert admin_client.get(url).status_code == 200
+    form = {"ratio": 1.0, "seed": 0, "epochs": 1, "image_size": 32, "conditions": "MEL"}
+    refused = admin_client.post(url, form)  # neither batches nor a checkpoint
+    assert refused.status_code == 200 and "exactly one" in refused.content.decode()
+    assert not AugmentationRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(url, {**form, "synthetic_batches": [batch.pk]})
+    run = AugmentationRun.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/{run.pk}/change/")
+    assert len(callbacks) == 1
