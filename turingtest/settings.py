@@ -158,7 +158,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "turingtest.core.staticfiles.ModuleManifestStaticFilesStorage"
     },
 }
 if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
