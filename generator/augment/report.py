@@ -55,13 +55,7 @@ def _plots(report: dict[str, Any], out: Path) -> list[str]:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("sensitivity (top-1 recall)")
     ax.set_title("Per-condition sensitivity on held-out real images (95% CI)\n* rare   † malignant")
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    _atomic_write_bytes(out / "plots" / "sensitivity.png", buf.getvalue())
-    files.append("plots/sensitivity.png")
+    files.append(_save_png(plt, fig, ax, out, "plots/sensitivity.png"))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for arm in ("real_only", "augmented"):
@@ -73,14 +67,19 @@ def _plots(report: dict[str, Any], out: Path) -> list[str]:
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
+    files.append(_save_png(plt, fig, ax, out, "plots/training_loss.png"))
+    return files
+
+
+def _save_png(plt: Any, fig: Any, ax: Any, out: Path, rel: str) -> str:
+    """Finish a plot (legend, tight layout), write it atomically under ``out`` and close it."""
     ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    _atomic_write_bytes(out / "plots" / "training_loss.png", buf.getvalue())
-    files.append("plots/training_loss.png")
-    return files
+    _atomic_write_bytes(out / rel, buf.getvalue())
+    return rel
 
 
 def _fmt(d: Mapping[str, Any] | None, pct: bool = True) -> str:
