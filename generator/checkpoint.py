@@ -16,6 +16,11 @@ summary and the library version, so rendering never needs training flags (nanoGP
 
 Errors are ``CheckpointError`` (a ``ValueError``) whose message starts with which problem
 it is: ``truncated``, ``not a checkpoint`` or ``architecture mismatch``.
+
+Training runs keep a second file beside it, ``train_state.pt``: what ``--resume`` needs
+besides the generator weights (discriminator, optimisers, loss scalers, counters, RNG).
+:func:`training_state_save` and :func:`training_state_load` are the only code that knows
+its keys, so writing and reading cannot drift apart.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch
 
 import generator
 from generator.config import GeneratorConfig
+from generator.networks import build_generator
 
 FORMAT = "dermgan-checkpoint"
 FORMAT_VERSION = 1
@@ -90,6 +96,12 @@ def save(
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
+    _atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Temp file + fsync + rename: a crash mid-write leaves the previous file, never a half one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -101,7 +113,6 @@ def save(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return hashlib.sha256(data).hexdigest()
 
 
 def _read_payload(path: Path, data: bytes, map_location: Any) -> Any:
@@ -167,8 +178,6 @@ def load(path: str | Path, *, map_location: Any = "cpu") -> Checkpoint:
 
 def _check_architecture(path: Path, config: GeneratorConfig, state: dict[str, torch.Tensor]) -> None:
     """Compare the weights with the network the config builds, on the meta device (no memory)."""
-    from generator.networks import build_generator
-
     try:
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in build_generator(config).state_dict().items()}
@@ -197,8 +206,6 @@ def load_generator(
     path_or_checkpoint: str | Path | Checkpoint, *, map_location: Any = "cpu"
 ) -> tuple[torch.nn.Module, Checkpoint]:
     """Rebuild the generator from a checkpoint, weights loaded strictly, in eval mode."""
-    from generator.networks import build_generator
-
     ckpt = path_or_checkpoint if isinstance(path_or_checkpoint, Checkpoint) else load(path_or_checkpoint)
     model = build_generator(ckpt.config)
     try:
@@ -206,3 +213,73 @@ def load_generator(
     except RuntimeError as exc:
         raise CheckpointError(f"architecture mismatch: {exc}") from None
     return model.to(map_location).eval(), ckpt
+
+
+# ---------------------------------------------------------------------------
+# Training state (train_state.pt): what --resume needs besides the weights
+# ---------------------------------------------------------------------------
+
+TRAIN_STATE_FORMAT = "dermgan-train-state"
+
+
+@dataclass
+class TrainingState:
+    """The parts of a training run that generator.pt does not hold, plus its counters.
+
+    The optimisers, scalers and discriminator are the live objects the loop updates;
+    :func:`training_state_load` restores into them in place, so a resumed run continues
+    with exactly the state an uninterrupted one would have.
+    """
+
+    discriminator: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    step: int = 0
+    elapsed: float = 0.0  # training seconds so far, summed over resumed sessions
+    images_seen: int = 0
+
+
+def training_state_save(path: str | Path, state: TrainingState, *, device: torch.device) -> None:
+    """Write ``state`` and the global RNG state (CPU, and CUDA when training there) atomically."""
+    payload: dict[str, Any] = {
+        "format": TRAIN_STATE_FORMAT,
+        "step": state.step,
+        "elapsed": state.elapsed,
+        "images_seen": state.images_seen,
+        "discriminator": state.discriminator.state_dict(),
+        "opt_g": state.opt_g.state_dict(),
+        "opt_d": state.opt_d.state_dict(),
+        "scaler_g": state.scaler_g.state_dict(),
+        "scaler_d": state.scaler_d.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        payload["rng_cuda"] = torch.cuda.get_rng_state()
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    _atomic_write(Path(path), buffer.getvalue())
+
+
+def training_state_load(path: str | Path, state: TrainingState, *, device: torch.device) -> None:
+    """Restore what :func:`training_state_save` wrote into ``state`` and the global RNGs.
+
+    Raises CheckpointError when the file is not a training state (``weights_only``, so a
+    hostile file is refused rather than run).
+    """
+    path = Path(path)
+    payload = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != TRAIN_STATE_FORMAT:
+        raise CheckpointError(f"{path} is not a training state file")
+    state.discriminator.load_state_dict(payload["discriminator"])
+    state.opt_g.load_state_dict(payload["opt_g"])
+    state.opt_d.load_state_dict(payload["opt_d"])
+    state.scaler_g.load_state_dict(payload["scaler_g"])
+    state.scaler_d.load_state_dict(payload["scaler_d"])
+    torch.set_rng_state(payload["rng_cpu"].cpu())
+    if device.type == "cuda" and "rng_cuda" in payload:
+        torch.cuda.set_rng_state(payload["rng_cuda"].cpu())
+    state.step = int(payload["step"])
+    state.elapsed = float(payload["elapsed"])
+    state.images_seen = int(payload["images_seen"])

@@ -29,6 +29,7 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from generator.sampling import image_seed
 from generator.semantic_map import (
     FITZPATRICK_RGB,
     LesionSpec,
@@ -460,8 +461,6 @@ class ProceduralDataset(_AugmentingDataset):
         return self.n
 
     def sample(self, index: int) -> ProceduralSample:
-        from generator.sampling import image_seed
-
         return procedural_sample(seed=image_seed(self.seed, index), size=self.size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -30,7 +30,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,12 +38,13 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from generator import __version__
+from generator import checkpoint as ckpt_lib
+from generator.checkpoint import Checkpoint
+from generator.config import GeneratorConfig
 from generator.networks import UNetGenerator
-
-if TYPE_CHECKING:
-    from generator.checkpoint import Checkpoint
-    from generator.config import GeneratorConfig
-    from generator.semantic_map import MapSpec
+from generator.sampling import SpecDistribution, image_seed, spec_for_index
+from generator.semantic_map import MapSpec, encode_batch
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,6 @@ class Renderer:
         precision: str = "auto",
         compile: bool = False,
     ) -> None:
-        from generator import checkpoint as ckpt_lib
-
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in ("auto", "fp32", "fp16", "bf16"):
@@ -214,8 +212,6 @@ class Renderer:
 
         All specs and seeds are checked before the first image is rendered.
         """
-        from generator.sampling import image_seed
-
         specs = list(specs)
         if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             seeds = [image_seed(int(seed), i) for i in range(len(specs))]
@@ -241,8 +237,6 @@ class Renderer:
 
     def render_array(self, specs: Sequence[MapSpec], seeds: Sequence[int]) -> np.ndarray:
         """One chunk (at most ``batch_size`` specs, explicit per-image seeds) as (B, H, W, 3) uint8."""
-        from generator.semantic_map import encode_batch
-
         if not 0 < len(specs) <= self.batch_size:
             raise ValueError(f"render_array takes 1..batch_size={self.batch_size} specs, got {len(specs)}")
         if len(seeds) != len(specs):
@@ -369,10 +363,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _render_to_folder(args: argparse.Namespace) -> int:
-    from generator import __version__
-    from generator.sampling import SpecDistribution, image_seed, spec_for_index
-    from generator.semantic_map import MapSpec
-
     renderer = Renderer(
         args.checkpoint,
         device=args.device,

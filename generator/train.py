@@ -21,10 +21,10 @@ continues exactly where an uninterrupted run would be (on CPU; cuDNN may differ 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
-import math
 import shlex
 import sys
 import time
@@ -33,31 +33,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
+from tqdm import tqdm
 
 from generator import checkpoint as ckpt_io
 from generator.config import GeneratorConfig
 from generator.data import TAXONOMY_CONDITIONS, ManifestDataset, ProceduralDataset, read_manifest
 from generator.losses import LossWeights, adversarial_loss, l1_loss, lesion_l1_loss
 from generator.networks import PatchDiscriminator, build_generator
+from generator.previews import save_sample_grid
 
-STATE_FORMAT = "dermgan-train-state"
+GENERATOR_FILE = "generator.pt"  # the latest checkpoint: what the platform renders with
+STATE_FILE = "train_state.pt"  # what --resume needs besides it (generator.checkpoint.TrainingState)
 
 
 @dataclass
 class TrainOptions:
+    """How to train: the network to build (``network``) plus data, optimiser and run settings.
+
+    ``network.conditions`` may be empty: the run then takes the platform taxonomy, or a
+    manifest's own codes when they fall outside it (see :func:`_conditions`).
+    """
+
     out: Path
+    network: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(conditions=()))
     manifest: Path | None = None
     procedural: int | None = None  # number of procedural demo pairs instead of a manifest
-    conditions: tuple[str, ...] | None = None  # default: the platform taxonomy
-    image_size: int = 256
-    ngf: int = 64
-    ndf: int = 64
-    num_downs: int | None = None  # default: log2(image_size), down to 1x1 like pix2pix
-    upsample: str = "resize"
-    dropout: bool = True
+    ndf: int = 64  # discriminator width (the discriminator is not part of the checkpoint)
     steps: int = 10_000
     batch_size: int = 1
     lr: float = 2e-4
@@ -79,17 +81,26 @@ class TrainOptions:
     command: str = ""
 
     def validate(self) -> None:
+        size, num_downs = self.network.image_size, self.network.num_downs
         if (self.manifest is None) == (self.procedural is None):
             raise ValueError("give exactly one of --manifest and --procedural")
         if self.procedural is not None and self.procedural < 1:
             raise ValueError(f"--procedural must be >= 1, got {self.procedural}")
-        if not 64 <= self.image_size <= 512 or self.image_size & (self.image_size - 1):
-            raise ValueError(f"--image-size must be a power of two within 64..512, got {self.image_size}")
-        if self.num_downs is not None and (self.num_downs < 2 or self.image_size % 2**self.num_downs):
-            raise ValueError(f"--num-downs {self.num_downs} does not divide --image-size {self.image_size}")
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "ngf", "ndf"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 64 <= size <= 512 or size & (size - 1):
+            raise ValueError(f"--image-size must be a power of two within 64..512, got {size}")
+        if num_downs < 2 or size % 2**num_downs:
+            raise ValueError(f"--num-downs {num_downs} does not divide --image-size {size}")
+        counts = {
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "checkpoint_every": self.checkpoint_every,
+            "log_every": self.log_every,
+            "ngf": self.network.ngf,
+            "ndf": self.ndf,
+        }
+        for name, value in counts.items():
+            if value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
 
@@ -183,8 +194,8 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _conditions(opts: TrainOptions) -> tuple[str, ...]:
-    if opts.conditions:
-        return tuple(opts.conditions)
+    if opts.network.conditions:
+        return tuple(opts.network.conditions)
     if opts.manifest is not None:
         # the platform taxonomy when the manifest fits in it, else the manifest's own codes
         codes = {r.condition for r in read_manifest(opts.manifest, None)}
@@ -194,26 +205,16 @@ def _conditions(opts: TrainOptions) -> tuple[str, ...]:
     return TAXONOMY_CONDITIONS
 
 
-def _config(opts: TrainOptions, conditions: tuple[str, ...]) -> GeneratorConfig:
-    num_downs = opts.num_downs or int(math.log2(opts.image_size))
-    return GeneratorConfig(
-        conditions=conditions,
-        image_size=opts.image_size,
-        ngf=opts.ngf,
-        num_downs=num_downs,
-        upsample=opts.upsample,
-        dropout=opts.dropout,
-    )
+def _config(opts: TrainOptions) -> GeneratorConfig:
+    """The network the run trains: the options' config with its conditions resolved."""
+    return dataclasses.replace(opts.network, conditions=_conditions(opts))
 
 
-def _dataset(opts: TrainOptions, conditions: tuple[str, ...]) -> torch.utils.data.Dataset:
+def _dataset(opts: TrainOptions, config: GeneratorConfig) -> torch.utils.data.Dataset:
+    common = dict(size=config.image_size, conditions=config.conditions, seed=opts.seed, augment=opts.augment)
     if opts.manifest is not None:
-        return ManifestDataset(
-            opts.manifest, size=opts.image_size, conditions=conditions, seed=opts.seed, augment=opts.augment
-        )
-    return ProceduralDataset(
-        opts.procedural, size=opts.image_size, conditions=conditions, seed=opts.seed, augment=opts.augment
-    )
+        return ManifestDataset(opts.manifest, **common)
+    return ProceduralDataset(opts.procedural, **common)
 
 
 def _fixed_examples(dataset: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,51 +225,6 @@ def _fixed_examples(dataset: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     finally:
         dataset.augment = was
     return torch.stack([s for s, _, _ in items]), torch.stack([im for _, im, _ in items])
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def map_preview(semantic: torch.Tensor) -> np.ndarray:
-    """A human-readable picture of maps (B, C, H, W): skin colour, lesions tinted by condition."""
-    skin = semantic[:, 0:3]
-    mask = semantic[:, 3:4]
-    n_cond = semantic.shape[1] - 4
-    hues = torch.linspace(0, 1, n_cond + 1)[:-1]
-    palette = torch.stack(
-        [0.5 + 0.5 * torch.cos(2 * math.pi * (hues + o)) for o in (0.0, 1 / 3, 2 / 3)], dim=1
-    )  # (n_cond, 3) in [0, 1]
-    colour = torch.einsum("bkhw,kc->bchw", semantic[:, 4:].float().cpu(), palette) * 2 - 1
-    return _to_uint8(skin.cpu() * (1 - mask.cpu()) + colour * mask.cpu())
-
-
-def save_sample_grid(
-    path: Path,
-    G: torch.nn.Module,
-    semantic: torch.Tensor,
-    real: torch.Tensor,
-    *,
-    seed: int,
-    device: torch.device,
-) -> None:
-    """Rows: map preview | real photo | generated (eval mode, per-image seeded dropout)."""
-    was_training = G.training
-    G.eval()
-    with torch.inference_mode():
-        h, w = semantic.shape[-2:]
-        noise = G.draw_noise([seed + i for i in range(len(semantic))], h, w, device=device)
-        fake = G(semantic.to(device), noise=noise or None)
-    G.train(was_training)
-    rows = [
-        np.concatenate(list(block), axis=1)
-        for block in (map_preview(semantic), _to_uint8(real), _to_uint8(fake))
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(np.concatenate(rows, axis=0)).save(tmp)
-    tmp.replace(path)
 
 
 def _batches(dataset: Any, opts: TrainOptions, start_step: int):
@@ -330,217 +286,189 @@ def recalibrated_copy(
     return model.eval()
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
 
 
+@dataclass
+class _Run:
+    """One run's moving parts: what the loop updates and what each checkpoint writes."""
+
+    opts: TrainOptions
+    config: GeneratorConfig  # the network being trained (conditions resolved)
+    device: torch.device
+    G: torch.nn.Module
+    state: ckpt_io.TrainingState  # discriminator, optimisers, scalers, counters
+    running: dict[str, float] = field(default_factory=dict)  # smoothed losses for the metadata
+
+    @property
+    def out(self) -> Path:
+        return Path(self.opts.out)
+
+
 def train(opts: TrainOptions) -> TrainResult:
     """Run (or resume) a training run; return its latest checkpoint."""
     opts.validate()
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    Path(opts.out).mkdir(parents=True, exist_ok=True)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = _resolve_device(opts.device)
     use_amp = (device.type == "cuda") if opts.amp is None else (opts.amp and device.type == "cuda")
     opts = dataclasses.replace(opts, amp=use_amp)  # the metadata records what was really used
-    conditions = _conditions(opts)
-    config = _config(opts, conditions)
-    dataset = _dataset(opts, conditions)
+    config = _config(opts)
+    dataset = _dataset(opts, config)
+    run = _start(opts, config, device)
+    if opts.resume:
+        _resume(run)
+    if run.state.step >= opts.steps:
+        raise ValueError(
+            f"the run in {run.out} is already at step {run.state.step}; ask for more --steps to continue"
+        )
+    return _loop(run, dataset)
 
+
+def _start(opts: TrainOptions, config: GeneratorConfig, device: torch.device) -> _Run:
+    """Fresh networks, optimisers and scalers, seeded from ``opts.seed``."""
     torch.manual_seed(opts.seed)
     G = build_generator(config).to(device)
     D = PatchDiscriminator(config.in_channels + config.out_channels, ndf=opts.ndf).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
-    scaler_g = torch.amp.GradScaler(device.type, enabled=use_amp)
-    scaler_d = torch.amp.GradScaler(device.type, enabled=use_amp)
+    betas = (opts.beta1, opts.beta2)
+    state = ckpt_io.TrainingState(
+        discriminator=D,
+        opt_g=torch.optim.Adam(G.parameters(), lr=opts.lr, betas=betas),
+        opt_d=torch.optim.Adam(D.parameters(), lr=opts.lr, betas=betas),
+        scaler_g=torch.amp.GradScaler(device.type, enabled=bool(opts.amp)),
+        scaler_d=torch.amp.GradScaler(device.type, enabled=bool(opts.amp)),
+    )
+    return _Run(opts=opts, config=config, device=device, G=G, state=state)
 
-    step, elapsed, images_seen = 0, 0.0, 0
-    ckpt_path, state_path = out / "generator.pt", out / "train_state.pt"
-    if opts.resume:
-        if not (ckpt_path.exists() and state_path.exists()):
-            raise ValueError(f"--resume: {out} has no generator.pt and train_state.pt to resume from")
-        saved = ckpt_io.load(ckpt_path, map_location=device)
-        if saved.config != config:
-            raise ValueError(
-                f"--resume: the run in {out} was trained with {saved.config.to_dict()}, "
-                f"these options give {config.to_dict()}"
-            )
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"--resume: {state_path} is not a training state file")
-        G.load_state_dict(saved.state_dict)
-        D.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        scaler_g.load_state_dict(state["scaler_g"])
-        scaler_d.load_state_dict(state["scaler_d"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu())
-        step, elapsed, images_seen = int(state["step"]), float(state["elapsed"]), int(state["images_seen"])
-    if step >= opts.steps:
-        raise ValueError(f"the run in {out} is already at step {step}; ask for more --steps to continue")
 
-    fixed_maps, fixed_real = _fixed_examples(dataset, opts.n_samples)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else _no_autocast
-    G.train()
-    D.train()
-    history: list[dict[str, float]] = []
-    running: dict[str, float] = {}
-    sha = ""
-    metrics_file = (out / "metrics.jsonl").open("a", encoding="utf-8")
-    bar = _progress(opts, step)
-    t_last, images_last = time.perf_counter(), 0
+def _resume(run: _Run) -> None:
+    """Load the run folder's generator.pt and train_state.pt into ``run``."""
+    ckpt_path, state_path = run.out / GENERATOR_FILE, run.out / STATE_FILE
+    if not (ckpt_path.exists() and state_path.exists()):
+        raise ValueError(f"--resume: {run.out} has no {GENERATOR_FILE} and {STATE_FILE} to resume from")
+    saved = ckpt_io.load(ckpt_path, map_location=run.device)
+    if saved.config != run.config:
+        raise ValueError(
+            f"--resume: the run in {run.out} was trained with {saved.config.to_dict()}, "
+            f"these options give {run.config.to_dict()}"
+        )
+    run.G.load_state_dict(saved.state_dict)
     try:
-        for epoch, (semantic, real, mask) in _batches(dataset, opts, step):
-            semantic, real, mask = (t.to(device, non_blocking=True) for t in (semantic, real, mask))
-            with autocast():
-                fake = G(semantic)  # (B, 3, H, W)
-            losses = discriminator_step(
-                D, opt_d, semantic, real, fake, loss=opts.loss, scaler=scaler_d, autocast=autocast
-            )
-            losses |= generator_step(
-                D, opt_g, semantic, real, fake, mask, loss=opts.loss, scaler=scaler_g, autocast=autocast
-            )
-            step += 1
-            images_seen += len(semantic)
-            images_last += len(semantic)
-            running = {k: v if k not in running else 0.9 * running[k] + 0.1 * v for k, v in losses.items()}
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    {
-                        k.removeprefix("loss_"): f"{running[k]:.3f}"
-                        for k in ("loss_d", "loss_g_adv", "loss_g_l1")
+        ckpt_io.training_state_load(state_path, run.state, device=run.device)
+    except ckpt_io.CheckpointError as exc:
+        raise ValueError(f"--resume: {exc}") from None
+
+
+def _loop(run: _Run, dataset: Any) -> TrainResult:
+    opts, state = run.opts, run.state
+    fixed = _fixed_examples(dataset, opts.n_samples)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if opts.amp else contextlib.nullcontext
+    run.G.train()
+    state.discriminator.train()
+    history: list[dict[str, float]] = []
+    sha = ""
+    with (run.out / "metrics.jsonl").open("a", encoding="utf-8") as metrics_file:
+        bar = _progress(opts, state.step)
+        t_last, images_last = time.perf_counter(), 0
+        try:
+            for epoch, batch in _batches(dataset, opts, state.step):
+                losses = _train_step(run, batch, autocast)
+                images_last += len(batch[0])
+                if bar is not None:
+                    bar.update(1)
+                    shown = ("loss_d", "loss_g_adv", "loss_g_l1")
+                    bar.set_postfix({k.removeprefix("loss_"): f"{run.running[k]:.3f}" for k in shown})
+                if state.step % opts.log_every == 0 or state.step == opts.steps:
+                    now = time.perf_counter()
+                    state.elapsed += now - t_last
+                    record = {
+                        "step": state.step,
+                        "epoch": epoch,
+                        **losses,
+                        "images_per_s": images_last / max(now - t_last, 1e-9),
                     }
-                )
-            if step % opts.log_every == 0 or step == opts.steps:
-                now = time.perf_counter()
-                elapsed += now - t_last
-                record = {
-                    "step": step,
-                    "epoch": epoch,
-                    **losses,
-                    "images_per_s": images_last / max(now - t_last, 1e-9),
-                }
-                t_last, images_last = now, 0
-                history.append(record)
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-            if step % opts.checkpoint_every == 0 or step == opts.steps:
-                released = recalibrated_copy(G, dataset, opts, device, autocast)
-                sha = _checkpoint(
-                    out,
-                    opts,
-                    config,
-                    released,
-                    D,
-                    opt_g,
-                    opt_d,
-                    scaler_g,
-                    scaler_d,
-                    step,
-                    elapsed,
-                    images_seen,
-                    running,
-                    device,
-                )
-                save_sample_grid(
-                    out / "samples" / f"step-{step:07d}.png",
-                    released,
-                    fixed_maps,
-                    fixed_real,
-                    seed=opts.seed,
-                    device=device,
-                )
-            if step >= opts.steps:
-                break
-    finally:
-        metrics_file.close()
-        if bar is not None:
-            bar.close()
-    return TrainResult(checkpoint=ckpt_path, sha256=sha, step=step, history=history)
+                    t_last, images_last = now, 0
+                    history.append(record)
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                if state.step % opts.checkpoint_every == 0 or state.step == opts.steps:
+                    sha = _release(run, dataset, fixed, autocast)
+                if state.step >= opts.steps:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+    return TrainResult(checkpoint=run.out / GENERATOR_FILE, sha256=sha, step=state.step, history=history)
 
 
-def _no_autocast():
-    import contextlib
+def _train_step(run: _Run, batch: Sequence[torch.Tensor], autocast: Any) -> dict[str, float]:
+    """One optimisation step on one batch: D first, then G against the updated D (pix2pix)."""
+    state, common = run.state, {"loss": run.opts.loss, "autocast": autocast}
+    semantic, real, mask = (t.to(run.device, non_blocking=True) for t in batch)
+    with autocast():
+        fake = run.G(semantic)  # (B, 3, H, W)
+    D = state.discriminator
+    losses = discriminator_step(D, state.opt_d, semantic, real, fake, scaler=state.scaler_d, **common)
+    losses |= generator_step(D, state.opt_g, semantic, real, fake, mask, scaler=state.scaler_g, **common)
+    state.step += 1
+    state.images_seen += len(semantic)
+    run.running = {
+        k: v if k not in run.running else 0.9 * run.running[k] + 0.1 * v for k, v in losses.items()
+    }
+    return losses
 
-    return contextlib.nullcontext()
+
+def _release(run: _Run, dataset: Any, fixed: tuple[torch.Tensor, torch.Tensor], autocast: Any) -> str:
+    """Checkpoint a BatchNorm-recalibrated copy of G and draw its sample grid; return the sha256."""
+    released = recalibrated_copy(run.G, dataset, run.opts, run.device, autocast)
+    sha = _checkpoint(run, released)
+    grid = run.out / "samples" / f"step-{run.state.step:07d}.png"
+    save_sample_grid(grid, released, *fixed, seed=run.opts.seed, device=run.device)
+    return sha
 
 
-def _progress(opts: TrainOptions, step: int):
+def _progress(opts: TrainOptions, step: int) -> tqdm | None:
     if not opts.progress:
         return None
-    from tqdm import tqdm
-
     return tqdm(total=opts.steps, initial=step, unit="step", dynamic_ncols=True)
 
 
-def _checkpoint(
-    out: Path,
-    opts: TrainOptions,
-    config: GeneratorConfig,
-    G: torch.nn.Module,
-    D: torch.nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    scaler_g: torch.amp.GradScaler,
-    scaler_d: torch.amp.GradScaler,
-    step: int,
-    elapsed: float,
-    images_seen: int,
-    running: dict[str, float],
-    device: torch.device,
-) -> str:
+def _checkpoint(run: _Run, released: torch.nn.Module) -> str:
     """Write train_state.pt first, then generator.pt: a crash between the two leaves a state
     one checkpoint ahead, which --resume refuses rather than silently mixing."""
-    state = {
-        "format": STATE_FORMAT,
-        "step": step,
-        "elapsed": elapsed,
-        "images_seen": images_seen,
-        "discriminator": D.state_dict(),
-        "opt_g": opt_g.state_dict(),
-        "opt_d": opt_d.state_dict(),
-        "scaler_g": scaler_g.state_dict(),
-        "scaler_d": scaler_d.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["rng_cuda"] = torch.cuda.get_rng_state()
-    _atomic_torch_save(state, out / "train_state.pt")
-    options = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in asdict(opts).items()
-        if k not in ("out", "command")
-    }
-    options["conditions"] = list(config.conditions)
+    ckpt_io.training_state_save(run.out / STATE_FILE, run.state, device=run.device)
+    opts, state = run.opts, run.state
     metadata = {
         "training": {
             "command": opts.command,
-            "step": step,
-            "images_seen": images_seen,
-            "seconds": round(elapsed, 1),
-            "device": str(device),
+            "step": state.step,
+            "images_seen": state.images_seen,
+            "seconds": round(state.elapsed, 1),
+            "device": str(run.device),
             "data": (
                 {"manifest": str(opts.manifest)}
                 if opts.manifest is not None
                 else {"procedural": opts.procedural, "seed": opts.seed}
             ),
-            "options": options,
-            "running_losses": {k: round(v, 5) for k, v in running.items()},
+            "options": _options_record(opts, run.config),
+            "running_losses": {k: round(v, 5) for k, v in run.running.items()},
         }
     }
-    return ckpt_io.save(out / "generator.pt", model=G, config=config, metadata=metadata)
+    return ckpt_io.save(run.out / GENERATOR_FILE, model=released, config=run.config, metadata=metadata)
+
+
+def _options_record(opts: TrainOptions, config: GeneratorConfig) -> dict[str, Any]:
+    """The options as one flat JSON object (network fields beside the others, as readers expect)."""
+    options = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(opts).items()
+        if k not in ("out", "command", "network")
+    }
+    network = {k: v for k, v in config.to_dict().items() if k not in ("out_channels", "extra")}
+    return options | network  # the flags' view; the whole network config is metadata["config"]
 
 
 # ---------------------------------------------------------------------------
@@ -549,6 +477,8 @@ def _checkpoint(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    d = TrainOptions(out=Path("."))  # the defaults, declared once on the dataclasses
+    net, loss = d.network, d.loss
     p = argparse.ArgumentParser(
         prog="python -m generator.train",
         description="Train the DermGAN generator on a manifest of annotated photos or on procedural demo data.",
@@ -560,39 +490,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--conditions", help="comma-separated condition codes in channel order (default: taxonomy)"
     )
-    p.add_argument("--image-size", type=int, default=256, help="64..512, a power of two (default 256)")
-    p.add_argument("--ngf", type=int, default=64, help="generator width (default 64)")
-    p.add_argument("--ndf", type=int, default=64, help="discriminator width (default 64)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=net.image_size,
+        help=f"64..512, a power of two (default {net.image_size})",
+    )
+    p.add_argument("--ngf", type=int, default=net.ngf, help=f"generator width (default {net.ngf})")
+    p.add_argument("--ndf", type=int, default=d.ndf, help=f"discriminator width (default {d.ndf})")
     p.add_argument("--num-downs", type=int, default=None, help="U-Net depth (default log2(image size))")
-    p.add_argument("--upsample", choices=("resize", "transpose"), default="resize")
+    p.add_argument("--upsample", choices=("resize", "transpose"), default=net.upsample)
     p.add_argument("--no-dropout", action="store_true", help="no dropout (no sampling noise)")
-    p.add_argument("--steps", type=int, default=10_000, help="total optimisation steps (default 10000)")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--beta1", type=float, default=0.5)
+    p.add_argument("--steps", type=int, default=d.steps, help=f"total optimisation steps (default {d.steps})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--beta1", type=float, default=d.beta1)
     p.add_argument(
-        "--lambda-l1", type=float, default=100.0, help="weight of the whole-image L1 (default 100)"
+        "--lambda-l1", type=float, default=loss.l1, help=f"weight of the whole-image L1 (default {loss.l1:g})"
     )
     p.add_argument(
-        "--lambda-lesion", type=float, default=100.0, help="weight of the lesion-only L1 (default 100)"
+        "--lambda-lesion",
+        type=float,
+        default=loss.lesion_l1,
+        help=f"weight of the lesion-only L1 (default {loss.lesion_l1:g})",
     )
-    p.add_argument("--lambda-adv", type=float, default=1.0, help="weight of the adversarial loss (default 1)")
-    p.add_argument("--gan-mode", choices=("bce", "lsgan"), default="bce")
+    p.add_argument(
+        "--lambda-adv",
+        type=float,
+        default=loss.adversarial,
+        help=f"weight of the adversarial loss (default {loss.adversarial:g})",
+    )
+    p.add_argument("--gan-mode", choices=("bce", "lsgan"), default=loss.gan_mode)
     p.add_argument("--no-augment", action="store_true", help="no flips or crops")
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--samples", type=int, default=8, help="examples in each sample grid")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--samples", type=int, default=d.n_samples, help="examples in each sample grid")
     p.add_argument(
         "--bn-recalibrate",
         type=int,
-        default=200,
+        default=d.bn_recalibrate,
         help="images to recompute BatchNorm statistics per checkpoint",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA")
-    p.add_argument("--workers", type=int, default=0, help="data-loading processes (real photos: 4-8)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes (real photos: 4-8)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -600,17 +543,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(argv: Sequence[str]) -> TrainOptions:
     a = build_parser().parse_args(argv)
-    return TrainOptions(
-        out=a.out,
-        manifest=a.manifest,
-        procedural=a.procedural,
-        conditions=tuple(c.strip() for c in a.conditions.split(",") if c.strip()) if a.conditions else None,
+    network = GeneratorConfig(
+        conditions=tuple(c.strip() for c in a.conditions.split(",") if c.strip()) if a.conditions else (),
         image_size=a.image_size,
         ngf=a.ngf,
-        ndf=a.ndf,
-        num_downs=a.num_downs,
+        # pix2pix goes down to 1x1: log2(image size) levels (bit_length, so a bad size reaches validate())
+        num_downs=a.num_downs or max(a.image_size, 1).bit_length() - 1,
         upsample=a.upsample,
         dropout=not a.no_dropout,
+    )
+    return TrainOptions(
+        out=a.out,
+        network=network,
+        manifest=a.manifest,
+        procedural=a.procedural,
+        ndf=a.ndf,
         steps=a.steps,
         batch_size=a.batch_size,
         lr=a.lr,

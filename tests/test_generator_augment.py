@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 
 import numpy as np
@@ -15,6 +16,7 @@ from generator.augment import (
     mcnemar_exact,
     run_augmentation_experiment,
 )
+from generator.augment import stats as augment_stats
 from generator.classifier import load_classifier
 from generator.data import procedural_sample
 
@@ -191,3 +193,9 @@ def test_the_renderer_source_renders_seeded_images_whose_provenance_re_renders_t
     assert np.array_equal(np.asarray(one), np.asarray(images[1]))
     with pytest.raises(ValueError, match="cannot render condition 'SCC'"):
         source("SCC", 1, seed=0)
+
+
+def test_the_worked_example_in_the_mcnemar_docstring_holds():
+    """pytest collects only tests/, so the docstring example runs here."""
+    failures, attempted = doctest.testmod(augment_stats)
+    assert attempted >= 1 and failures == 0

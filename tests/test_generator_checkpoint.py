@@ -9,9 +9,17 @@ import pytest
 import torch
 
 from generator import __version__
-from generator.checkpoint import CheckpointError, load, load_generator, save
+from generator.checkpoint import (
+    CheckpointError,
+    TrainingState,
+    load,
+    load_generator,
+    save,
+    training_state_load,
+    training_state_save,
+)
 from generator.config import GeneratorConfig
-from generator.networks import build_generator
+from generator.networks import PatchDiscriminator, build_generator
 
 CONFIG = GeneratorConfig(conditions=("MEL", "NEV"), image_size=32, ngf=4, num_downs=5)
 
@@ -144,3 +152,42 @@ def test_the_shipped_demo_checkpoint_loads_documents_its_command_and_draws_lesio
         # a trained network draws a dark melanoma on the skin; an untrained one draws noise
         assert out[i][~inside[i]].mean() - out[i][inside[i]].mean() > 0.2
     assert out[0][~inside[0]].mean() > out[1][~inside[1]].mean() + 0.2  # type I skin is lighter than type VI
+
+
+def _training_state(seed: int) -> TrainingState:
+    torch.manual_seed(seed)
+    G, D = build_generator(CONFIG), PatchDiscriminator(CONFIG.in_channels + 3, ndf=4)
+    return TrainingState(
+        discriminator=D,
+        opt_g=torch.optim.Adam(G.parameters(), lr=1e-3),
+        opt_d=torch.optim.Adam(D.parameters(), lr=1e-3),
+        scaler_g=torch.amp.GradScaler("cpu", enabled=False),
+        scaler_d=torch.amp.GradScaler("cpu", enabled=False),
+    )
+
+
+def test_the_training_state_round_trips_into_fresh_objects_with_counters_and_rng(tmp_path):
+    state = _training_state(0)
+    x = torch.randn(2, CONFIG.in_channels + 3, 32, 32)
+    state.discriminator(x).mean().backward()
+    state.opt_d.step()  # gives the optimiser moments worth restoring
+    state.step, state.elapsed, state.images_seen = 7, 12.5, 14
+    torch.manual_seed(42)
+    training_state_save(tmp_path / "s.pt", state, device=torch.device("cpu"))
+    expected_draw = torch.rand(3)
+
+    fresh = _training_state(1)
+    torch.manual_seed(0)  # loading must put the RNG back where it was when saved
+    training_state_load(tmp_path / "s.pt", fresh, device=torch.device("cpu"))
+    assert (fresh.step, fresh.elapsed, fresh.images_seen) == (7, 12.5, 14)
+    assert torch.equal(torch.rand(3), expected_draw)
+    for key, value in state.discriminator.state_dict().items():
+        assert torch.equal(fresh.discriminator.state_dict()[key], value), key
+    moments = [s["exp_avg"] for s in fresh.opt_d.state_dict()["state"].values()]
+    assert moments and all(m.abs().sum() > 0 for m in moments)
+
+
+def test_a_generator_checkpoint_is_not_a_training_state(saved):
+    path, _, _ = saved
+    with pytest.raises(CheckpointError, match="not a training state file"):
+        training_state_load(path, _training_state(0), device=torch.device("cpu"))

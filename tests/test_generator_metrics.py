@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from generator.metrics import (
     SetMetrics,
     compute_fidelity,
     feature_statistics,
+    fid,
     frechet_distance,
     kernel_distance,
     mean_pairwise_distance,
@@ -322,3 +326,16 @@ def test_the_cli_rejects_an_empty_folder(tmp_path, capsys):
     rc = metrics.main(["--real", str(tmp_path / "empty"), "--fake", str(tmp_path / "empty")])
     assert rc == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_the_worked_example_in_the_frechet_docstring_holds():
+    """pytest collects only tests/, so the docstring example runs here."""
+    failures, attempted = doctest.testmod(fid)
+    assert attempted >= 1 and failures == 0
+
+
+def test_python_dash_m_generator_metrics_still_runs_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "generator.metrics", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "--per-condition-csv" in result.stdout

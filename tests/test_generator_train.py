@@ -8,10 +8,11 @@ import torch
 from PIL import Image
 
 from generator.checkpoint import load, load_generator
+from generator.config import GeneratorConfig
 from generator.data import TAXONOMY_CONDITIONS, procedural_sample
 from generator.sampling import image_seed
 from generator.semantic_map import LesionSpec, MapSpec
-from generator.train import main
+from generator.train import main, options_from_args
 
 TINY = ["--image-size", "64", "--ngf", "8", "--ndf", "8", "--threads", "1", "--no-progress"]
 
@@ -96,6 +97,16 @@ def test_resume_refuses_a_run_with_another_architecture_or_nothing_to_resume(tmp
     assert "no generator.pt" in capsys.readouterr().err
     assert main(["--procedural", "2", "--out", run, "--steps", "1", "--resume", *TINY]) == 2
     assert "already at step 1" in capsys.readouterr().err
+
+
+def test_the_flags_build_the_network_config_and_the_depth_defaults_to_log2_of_the_size():
+    argv = ["--procedural", "2", "--out", "x", "--image-size", "128", "--ngf", "16", "--no-dropout"]
+    opts = options_from_args([*argv, "--conditions", "MEL, NEV"])
+    assert opts.network == GeneratorConfig(
+        conditions=("MEL", "NEV"), image_size=128, ngf=16, num_downs=7, dropout=False
+    )
+    assert options_from_args([*argv, "--num-downs", "5"]).network.num_downs == 5
+    assert options_from_args(argv).network.conditions == ()  # resolved from the data when training
 
 
 @pytest.mark.parametrize(

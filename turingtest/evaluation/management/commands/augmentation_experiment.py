@@ -8,9 +8,13 @@ from pathlib import Path
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from generator.augment import config_arguments, config_option_names
+from generator.options import comma_list
 from turingtest.evaluation import services
 from turingtest.evaluation.models import AugmentationRun
 from turingtest.library.models import GenerationBatch, GeneratorCheckpoint
+
+RUN_COLUMNS = ("conditions", "ratio", "seed")
 
 
 class Command(BaseCommand):
@@ -25,19 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--real-filter", action="append", default=[], metavar="KEY=V1,V2")
         parser.add_argument("--synthetic-batch", type=int, action="append", default=[], help="repeatable")
         parser.add_argument("--checkpoint", help="library checkpoint id, or a checkpoint file to register")
-        parser.add_argument("--conditions", default="", help="comma-separated codes; default: the rarest")
-        parser.add_argument("--n-rarest", type=int, default=1)
-        parser.add_argument("--ratio", type=float, default=1.0, help="synthetic per real training image")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--image-size", type=int, default=64)
-        parser.add_argument("--width", type=int, default=16)
-        parser.add_argument("--depth", type=int, default=4)
-        parser.add_argument("--epochs", type=int, default=10)
-        parser.add_argument("--batch-size", type=int, default=32)
-        parser.add_argument("--lr", type=float, default=1e-3)
-        parser.add_argument("--test-fraction", type=float, default=0.25)
-        parser.add_argument("--n-bootstrap", type=int, default=1000)
-        parser.add_argument("--device", default="auto", help="auto = CUDA when available")
+        for flag, kwargs in config_arguments():  # the experiment's options, declared on AugmentationConfig
+            parser.add_argument(flag, **kwargs)
         parser.add_argument("--out", help="also copy the report files into this folder")
         parser.add_argument(
             "--async", dest="run_async", action="store_true", help="enqueue instead of waiting"
@@ -63,28 +56,18 @@ class Command(BaseCommand):
         missing = sorted(set(opts["synthetic_batch"]) - {b.pk for b in batches})
         if missing:
             raise CommandError(f"no generation batch {missing}")
-        config = {
-            key: opts[key]
-            for key in (
-                "n_rarest",
-                "test_fraction",
-                "image_size",
-                "width",
-                "depth",
-                "epochs",
-                "batch_size",
-                "lr",
-                "n_bootstrap",
-                "device",
-            )
-        }
+        # conditions, ratio and seed are columns of the run; every other option is a setting
+        config = {key: opts[key] for key in config_option_names() if key not in RUN_COLUMNS}
+        conditions = opts["conditions"]
+        if isinstance(conditions, str):  # call_command(conditions="A,B") skips the parser's type
+            conditions = comma_list(conditions)
         config["progress"] = not opts["run_async"]  # tqdm bars on stderr while training here
         try:
             run = services.augmentation_run_create(
                 real_filter=services.filter_parse(opts["real_filter"]),
                 synthetic_batches=batches,
                 checkpoint=self._checkpoint(opts["checkpoint"]),
-                conditions=[c.strip() for c in opts["conditions"].split(",") if c.strip()],
+                conditions=list(conditions or ()),
                 ratio=opts["ratio"],
                 seed=opts["seed"],
                 config=config,
