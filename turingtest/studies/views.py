@@ -194,7 +194,7 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
                 user = form.save()
                 services.invitation_accept(token=token, user=user)
         except services.InvitationInvalid as exc:
-            return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=exc.status)
+            return _invitation_invalid(request, exc)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("rate-consent", study_id=invitation.study_id)
     login_url = reverse("login") + "?next=" + reverse("invite", args=[token])
