@@ -54,6 +54,23 @@ def _condition_missing(code: str) -> RuntimeError:
     return RuntimeError(f"condition {code!r} not found")
 
 
+def _judgment_fields(answer: Answer, code: str | None) -> dict:
+    """The ``Judgment`` columns an answer sets (ORM writer and edits)."""
+    diagnosis_id = None
+    if code is not None:
+        diagnosis_id = Condition.objects.filter(code=code).values_list("pk", flat=True).first()
+        if diagnosis_id is None:
+            raise _condition_missing(code)
+    return {
+        "says_synthetic": answer.says_synthetic,
+        "confidence": answer.confidence,
+        "diagnosis_id": diagnosis_id,
+        "diagnosis_unsure": answer.diagnosis == "unsure",
+        "comment": answer.comment,
+        "response_ms": answer.response_ms,
+    }
+
+
 # --- ORM --------------------------------------------------------------------------------
 
 
@@ -62,11 +79,8 @@ def write_orm(*, turn: RaterTurn, answer: Answer, client_key: uuid.UUID, now: dt
     following = turn.upcoming[1] if len(turn.upcoming) > 1 else None
     code = _diagnosis_code(turn, answer)
     with transaction.atomic():
-        diagnosis_id = None
-        if code is not None:
-            diagnosis_id = Condition.objects.filter(code=code).values_list("pk", flat=True).first()
-            if diagnosis_id is None:
-                raise _condition_missing(code)
+        # Looked up first: an unknown code must leave nothing behind, the claim included.
+        judgment = None if current.is_tutorial else _judgment_fields(answer, code)
         # One UPDATE claims the current item (conditional on answered_at still empty) and stamps
         # the following one; that row always matches, so the count says who won the claim.
         match = Q(pk=current.pk, answered_at__isnull=True)
@@ -79,7 +93,7 @@ def write_orm(*, turn: RaterTurn, answer: Answer, client_key: uuid.UUID, now: dt
         claimed = Presentation.objects.filter(match).update(**fields)
         if claimed < (2 if following else 1):
             return False
-        if current.is_tutorial:
+        if judgment is None:
             TutorialAnswer.objects.create(
                 presentation_id=current.pk,
                 client_key=client_key,
@@ -88,15 +102,7 @@ def write_orm(*, turn: RaterTurn, answer: Answer, client_key: uuid.UUID, now: dt
             )
         else:
             Judgment.objects.create(
-                presentation_id=current.pk,
-                client_key=client_key,
-                says_synthetic=answer.says_synthetic,
-                confidence=answer.confidence,
-                diagnosis_id=diagnosis_id,
-                diagnosis_unsure=answer.diagnosis == "unsure",
-                comment=answer.comment,
-                response_ms=answer.response_ms,
-                answered_at=now,
+                presentation_id=current.pk, client_key=client_key, answered_at=now, **judgment
             )
         progress = {}
         if not turn.has_started:
@@ -110,21 +116,9 @@ def write_orm(*, turn: RaterTurn, answer: Answer, client_key: uuid.UUID, now: dt
 
 def judgment_edit(*, judgment: Judgment, answer: Answer, client_key: uuid.UUID, now: dt.datetime) -> None:
     """Replace an editable answer (a new key, one revision more); the presentation stays claimed."""
-    diagnosis_id = None
-    if answer.diagnosis not in (None, "unsure"):
-        diagnosis_id = Condition.objects.filter(code=answer.diagnosis).values_list("pk", flat=True).first()
-        if diagnosis_id is None:
-            raise _condition_missing(answer.diagnosis)
+    code = None if answer.diagnosis in (None, "unsure") else answer.diagnosis
     Judgment.objects.filter(pk=judgment.pk).update(
-        client_key=client_key,
-        revision=judgment.revision + 1,
-        edited_at=now,
-        says_synthetic=answer.says_synthetic,
-        confidence=answer.confidence,
-        diagnosis_id=diagnosis_id,
-        diagnosis_unsure=answer.diagnosis == "unsure",
-        comment=answer.comment,
-        response_ms=answer.response_ms,
+        client_key=client_key, revision=judgment.revision + 1, edited_at=now, **_judgment_fields(answer, code)
     )
 
 
