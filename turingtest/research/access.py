@@ -1,14 +1,14 @@
-"""Who may see a study's results: owners, collaborators and admins (``Study.is_visible_to``).
+"""Access in the research app: a study's results are for those who may see the study
+(``Study.objects.visible_to``, the one rule), identities for admins only.
 
 Everything in the research app goes through these helpers, so a study someone may not
-see is a 404 everywhere (its existence is not confirmed), and identities are admin-only.
+see is a 404 everywhere (its existence is not confirmed).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
 from django.http import Http404
 from rest_framework.permissions import BasePermission
 
@@ -16,19 +16,10 @@ from turingtest.core import roles
 from turingtest.studies.models import Study
 
 
-def visible_studies(user: Any) -> QuerySet[Study]:
-    """The studies ``user`` may read, matching ``Study.is_visible_to`` row for row."""
-    if not user.is_authenticated:
-        return Study.objects.none()
-    if user.is_staff or user.is_superuser:
-        return Study.objects.all()
-    return Study.objects.filter(Q(owner=user) | Q(collaborators=user)).distinct()
-
-
 def study_for(user: Any, study_id: int) -> Study:
     """The study, or 404 when it does not exist or ``user`` may not see it."""
-    study = Study.objects.select_related("owner").filter(pk=study_id).first()
-    if study is None or not study.is_visible_to(user):
+    study = Study.objects.visible_to(user).select_related("owner").filter(pk=study_id).first()
+    if study is None:
         raise Http404("No such study.")
     return study
 

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from turingtest import exports
-from turingtest.research.access import IsResearcher, may_export_identities, study_for, visible_studies
+from turingtest.research.access import IsResearcher, may_export_identities, study_for
 from turingtest.research.reporting import study_report
 from turingtest.research.serializers import StudyDetailSerializer, StudySummarySerializer
 from turingtest.studies.models import Study
@@ -53,7 +53,7 @@ class StudyListView(generics.ListAPIView):
     pagination_class = None
 
     def get_queryset(self):
-        return visible_studies(self.request.user).select_related("owner").order_by("-created")
+        return Study.objects.visible_to(self.request.user).select_related("owner").order_by("-created")
 
 
 class StudyDetailView(APIView):

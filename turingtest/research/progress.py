@@ -1,24 +1,16 @@
-"""Progress and the "has anything changed" state of a study, in a few aggregate queries."""
+"""The researcher-facing shape of a study's progress, and the cache key of its results.
+
+The numbers come from ``turingtest.studies.progress`` (the one place they are counted);
+this module only names them the way the dashboard and the researcher API show them.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from django.db.models import Count, Max, Q
-
-from turingtest.studies.models import Assignment, Invitation, Judgment, Study
-
-
-def judgment_state(study: Study) -> tuple[int, dt.datetime | None]:
-    """(number of judgments, latest answered_at or edited_at): changes whenever an answer arrives
-    or is edited, so caches keyed on it are invalidated by new data and only by new data."""
-    fields = {"n": Count("id"), "last": Max("answered_at")}
-    if any(f.name == "edited_at" for f in Judgment._meta.get_fields()):
-        fields["last_edit"] = Max("edited_at")
-    agg = Judgment.objects.filter(presentation__assignment__study=study).aggregate(**fields)
-    last = max((t for t in (agg["last"], agg.get("last_edit")) if t is not None), default=None)
-    return agg["n"], last
+from turingtest.studies.models import Study
+from turingtest.studies.progress import judgment_state
+from turingtest.studies.progress import study_progress as progress_of
 
 
 def state_key(study: Study) -> str:
@@ -27,23 +19,15 @@ def state_key(study: Study) -> str:
 
 
 def study_progress(study: Study) -> dict[str, Any]:
-    """Raters invited / joined / started / finished, items and judgments so far."""
-    inv = Invitation.objects.filter(study=study).aggregate(
-        invited=Count("id"), accepted=Count("id", filter=Q(used_at__isnull=False))
-    )
-    asg = Assignment.objects.filter(study=study).aggregate(
-        joined=Count("id"),
-        started=Count("id", filter=Q(started_at__isnull=False)),
-        finished=Count("id", filter=Q(finished_at__isnull=False)),
-    )
-    n_judgments, last = judgment_state(study)
+    """Raters invited / joined / started / finished, items and judgments so far (JSON-ready)."""
+    p = progress_of(study)
     return {
-        "invited": inv["invited"],
-        "invitations_accepted": inv["accepted"],
-        "joined": asg["joined"],
-        "started": asg["started"],
-        "finished": asg["finished"],
-        "n_items": study.items.filter(is_tutorial=False).count(),
-        "n_judgments": n_judgments,
-        "last_answered_at": last.isoformat() if last else None,
+        "invited": p.n_invited,
+        "invitations_accepted": p.n_invitations_used,
+        "joined": p.n_assignments,
+        "started": p.n_started,
+        "finished": p.n_finished,
+        "n_items": p.n_items,
+        "n_judgments": p.n_judgments,
+        "last_answered_at": p.last_answered_at.isoformat() if p.last_answered_at else None,
     }

@@ -1,30 +1,37 @@
 """Rater JSON API: the rating page's state and answers (contract: ``turingtest/studies/API.md``).
 
 Session-authenticated (the rating page), so POSTs need the CSRF header. Errors are
-``{"detail", "code"}`` with 403/404/409/410, or DRF field errors with 400.
+``{"detail", "code"}`` with 403/404/409/410, or DRF field errors with 400. The rating
+services raise ``RatingError`` with a reason; the HTTP status for each reason is chosen here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import ValidationError
-from rest_framework.fields import SkipField
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from turingtest.studies import services
+from turingtest.studies import rating
 from turingtest.studies.serializers import (
     AnswerResultSerializer,
     AnswerSerializer,
     ErrorSerializer,
     StateSerializer,
 )
+
+STATUS = {
+    "invalid": 400,
+    "not_authenticated": 403,
+    "consent_required": 403,
+    "not_found": 404,
+    "out_of_order": 409,
+    "already_answered": 409,
+    "key_reused": 409,
+    "closed": 410,
+}
 
 _ERRORS = {
     403: OpenApiResponse(ErrorSerializer, description="Not logged in, or consent not given yet."),
@@ -33,50 +40,18 @@ _ERRORS = {
 }
 
 
-# The answer body is checked by AnswerSerializer's own field objects, built once: the same
-# rules and messages as ``AnswerSerializer(data=...).is_valid()``, without the per-request
-# deep copy of the fields that made the serializer the largest cost of the answer path.
-# Fields are not mutated by validation, so threads can share them.
-_ANSWER_FIELDS = tuple(AnswerSerializer().fields.items())
-for _name, _field in _ANSWER_FIELDS:
-    _field.validators  # noqa: B018 - built lazily on first use; build it before threads share it
-
-
-def _answer_data(data: Any) -> dict:
-    """Validated answer fields, or ``RatingError`` 400 with DRF-shaped field errors."""
-    if not isinstance(data, Mapping):
-        kind = type(data).__name__
-        raise services.RatingError(
-            400,
-            "invalid",
-            "Invalid data.",
-            errors={"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]},
-        )
-    out: dict = {}
-    errors: dict = {}
-    for name, field in _ANSWER_FIELDS:
-        try:
-            out[name] = field.run_validation(field.get_value(data))
-        except ValidationError as exc:
-            errors[name] = exc.detail
-        except SkipField:
-            pass
-    if errors:
-        raise services.RatingError(400, "invalid", "Invalid answer.", errors=errors)
-    return out
-
-
-def _error(exc: services.RatingError) -> Response:
+def _error(exc: rating.RatingError) -> Response:
+    status = STATUS[exc.reason]
     if exc.errors:
-        return Response(exc.errors, status=exc.status)
-    return Response({"detail": exc.detail, "code": exc.code}, status=exc.status)
+        return Response(exc.errors, status=status)
+    return Response({"detail": exc.detail, "code": exc.reason}, status=status)
 
 
 class _RaterView(APIView):
     permission_classes = [IsAuthenticated]
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, services.RatingError):
+        if isinstance(exc, rating.RatingError):
             return _error(exc)
         return super().handle_exception(exc)
 
@@ -88,9 +63,10 @@ class RateStateView(_RaterView):
         responses={200: StateSerializer, **_ERRORS},
     )
     def get(self, request: Request, study_id: int) -> Response:
-        assignment = services.assignment_for_rater(study_id=study_id, user=request.user)
+        turn = rating.turn_for_rater(study_id=study_id, user=request.user)
         with transaction.atomic():
-            state = services.assignment_state(assignment=assignment)
+            rating.presentation_mark_shown(turn=turn)
+            state = rating.assignment_state(turn=turn)
         return Response(state)
 
 
@@ -110,16 +86,18 @@ class RateAnswerView(_RaterView):
         },
     )
     def post(self, request: Request, study_id: int) -> Response:
-        assignment = services.assignment_for_rater(study_id=study_id, user=request.user, with_upcoming=True)
-        data = _answer_data(request.data)
-        answer = services.Answer(
+        turn = rating.turn_for_rater(study_id=study_id, user=request.user)
+        serializer = AnswerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        answer = rating.Answer(
             says_synthetic=data["says_synthetic"],
             confidence=data["confidence"],
             diagnosis=data["diagnosis"] or None,
             comment=data["comment"],
             response_ms=data["response_ms"],
         )
-        status, body = services.judgment_record(
-            assignment=assignment, token=data["token"], answer=answer, client_key=data["client_key"]
+        recorded = rating.judgment_record(
+            turn=turn, token=data["token"], answer=answer, client_key=data["client_key"]
         )
-        return Response(body, status=status)
+        return Response(recorded.body, status=201 if recorded.created else 200)

@@ -15,7 +15,9 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from turingtest.core import roles
 from turingtest.library.models import Condition, Image
 
 
@@ -27,10 +29,24 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
+class StudyQuerySet(models.QuerySet):
+    def visible_to(self, user) -> StudyQuerySet:
+        """The one rule of who sees a study: its owner, its collaborators and admins; nobody else.
+
+        Every page, API and export that shows a study filters through this (``Study.is_visible_to``
+        too), so a study someone may not see is a 404 everywhere and its existence is not confirmed.
+        """
+        if not user.is_authenticated:
+            return self.none()
+        if roles.is_admin(user):
+            return self.all()
+        return self.filter(models.Q(owner=user) | models.Q(collaborators=user)).distinct()
+
+
 class Study(models.Model):
     """A Turing-test study. ``config`` is frozen (hashed) when the study opens.
 
-    ``config`` keys (see ``turingtest.studies.services``): questions
+    ``config`` keys (see ``turingtest.studies.protocol``): questions
     (confidence, diagnosis, comment), tutorial size, repeat fraction, exposure
     limit in ms, answers editable, show score, items per rater, anchor count.
     """
@@ -60,6 +76,8 @@ class Study(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = StudyQuerySet.as_manager()
+
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-created"]
@@ -73,12 +91,14 @@ class Study(models.Model):
         return self.status != self.Status.DRAFT
 
     def is_visible_to(self, user) -> bool:
-        """Owners, collaborators and admins see a study; nobody else does."""
-        if not user.is_authenticated:
-            return False
-        if user.is_staff or user.is_superuser or self.owner_id == user.pk:
+        """``Study.objects.visible_to`` for this one study (the owner and admins cost no query)."""
+        if self.is_managed_by(user):
             return True
-        return self.collaborators.filter(pk=user.pk).exists()
+        return Study.objects.visible_to(user).filter(pk=self.pk).exists()
+
+    def is_managed_by(self, user) -> bool:
+        """Opening, closing, inviting and sharing are for the owner and admins; collaborators only look."""
+        return bool(user.is_authenticated and (self.owner_id == user.pk or roles.is_admin(user)))
 
 
 class StudyItem(models.Model):
@@ -192,7 +212,9 @@ class Judgment(models.Model):
     diagnosis_unsure = models.BooleanField(default=False)
     comment = models.TextField(blank=True)
     response_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Measured in the browser.")
-    answered_at = models.DateTimeField(auto_now_add=True)
+    # Not auto_now_add (which overrides any value given): the answer writers store the moment
+    # they claimed the presentation, the same value as ``Presentation.answered_at``.
+    answered_at = models.DateTimeField(default=timezone.now)
     revision = models.PositiveSmallIntegerField(
         default=1, help_text="Above 1 when an editable answer changed."
     )
@@ -219,4 +241,4 @@ class TutorialAnswer(models.Model):
     )
     client_key = models.UUIDField(unique=True)
     says_synthetic = models.BooleanField()
-    answered_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(default=timezone.now)  # as Judgment.answered_at

@@ -1,15 +1,19 @@
 """Rater API payloads. Request validation, plus response shapes for the OpenAPI schema.
 
-The response serializers only document what ``services.assignment_state`` builds:
+The response serializers only document what ``rating.assignment_state`` builds:
 they list every key a rater's browser receives, which is also the blinding surface.
 """
 
 from __future__ import annotations
 
+import copy
+
 from rest_framework import serializers
 
 
 class AnswerSerializer(serializers.Serializer):
+    """The answer body, validated once per answer: the rating path's hottest serializer."""
+
     token = serializers.CharField(max_length=64)
     client_key = serializers.UUIDField(help_text="A fresh uuid4 per answer; resend the same key on retry.")
     says_synthetic = serializers.BooleanField()
@@ -29,6 +33,16 @@ class AnswerSerializer(serializers.Serializer):
     response_ms = serializers.IntegerField(
         min_value=0, max_value=24 * 3600 * 1000, allow_null=True, required=False, default=None
     )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # DRF deep-copies the declared fields per instance, which rebuilds every field from its
+        # arguments: that was most of the answer path's CPU. A shallow copy gets each request
+        # its own bound field; what they share (arguments, validators) is never mutated.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+for _field in AnswerSerializer._declared_fields.values():
+    _field.validators  # noqa: B018 - built lazily on first use: build it once, before copies share it
 
 
 class QuestionsSerializer(serializers.Serializer):

@@ -13,16 +13,17 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from turingtest.core import roles
-from turingtest.studies import forms, protocol, services
+from turingtest.studies import forms, protocol, rating, services
 from turingtest.studies.markdown import render_markdown
-from turingtest.studies.models import Assignment, Presentation, Study
+from turingtest.studies.models import Assignment, Study
+from turingtest.studies.progress import study_progress
 
 # Identical for every image, real or synthetic: the browser cache behaves the same for both.
 IMAGE_CACHE_CONTROL = "private, max-age=3600"
@@ -41,15 +42,17 @@ def _content_type(data: bytes) -> str:
 # --- rating flow ----------------------------------------------------------------------
 
 
-def _rater_assignment_or_respond(request: HttpRequest, study_id: int) -> Assignment | HttpResponse:
-    try:
-        return services.assignment_for_rater(study_id=study_id, user=request.user)
-    except services.RatingError as exc:
-        if exc.code == "consent_required":
-            return redirect("rate-consent", study_id=study_id)
-        if exc.status == 410:
-            return render(request, "studies/closed.html", {"detail": exc.detail}, status=410)
-        raise Http404(exc.detail) from None
+def _refused(request: HttpRequest, study_id: int, exc: rating.RatingError) -> HttpResponse:
+    """A rater page's answer to a refusal: to the consent page, a closed page, or 404."""
+    if exc.reason == "consent_required":
+        return redirect("rate-consent", study_id=study_id)
+    if exc.reason == "closed":
+        return _closed(request, exc.detail)
+    raise Http404(exc.detail)
+
+
+def _closed(request: HttpRequest, detail: str) -> HttpResponse:
+    return render(request, "studies/closed.html", {"detail": detail}, status=410)
 
 
 @never_cache
@@ -57,14 +60,15 @@ def _rater_assignment_or_respond(request: HttpRequest, study_id: int) -> Assignm
 @ensure_csrf_cookie
 def rate(request: HttpRequest, study_id: int) -> HttpResponse:
     """The rating page shell; everything item-specific comes from the JSON API."""
-    result = _rater_assignment_or_respond(request, study_id)
-    if isinstance(result, HttpResponse):
-        return result
+    try:
+        turn = rating.turn_for_rater(study_id=study_id, user=request.user)
+    except rating.RatingError as exc:
+        return _refused(request, study_id, exc)
     return render(
         request,
         "studies/rate.html",
         {
-            "study": result.study,
+            "study": {"pk": turn.study_id, "title": turn.study_title},
             "state_url": reverse("rate-state", args=[study_id]),
             "answers_url": reverse("rate-answers", args=[study_id]),
         },
@@ -91,15 +95,10 @@ def rate_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rater_assignment(request: HttpRequest, study_id: int) -> Assignment:
-    assignment = (
-        Assignment.objects.select_related("study")
-        .filter(study_id=study_id, rater=request.user)
-        .exclude(study__status=Study.Status.DRAFT)
-        .first()
-    )
-    if assignment is None:
-        raise Http404("No such study for you.")
-    return assignment
+    try:
+        return rating.assignment_for_rater(study_id=study_id, user=request.user)
+    except rating.RatingError as exc:
+        raise Http404(exc.detail) from None
 
 
 @never_cache
@@ -108,7 +107,7 @@ def _rater_assignment(request: HttpRequest, study_id: int) -> Assignment:
 def rate_consent(request: HttpRequest, study_id: int) -> HttpResponse:
     assignment = _rater_assignment(request, study_id)
     if assignment.study.status == Study.Status.CLOSED:
-        return render(request, "studies/closed.html", {"detail": "This study is closed."}, status=410)
+        return _closed(request, "This study is closed.")
     form = forms.ConsentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.assignment_consent(assignment=assignment)
@@ -158,25 +157,8 @@ def rate_image(request: HttpRequest, token: str) -> HttpResponse:
     Everything else is a plain 404, so a token reveals nothing, not even that it exists.
     Headers are the same for every image: no file name, no ETag or Last-Modified.
     """
-    if not request.user.is_authenticated:
-        raise Http404
-    p = (
-        Presentation.objects.select_related("assignment__study", "item__image")
-        .filter(public_token=token, assignment__rater=request.user)
-        .first()
-    )
+    p = rating.presentation_for_image(token=token, user=request.user)
     if p is None:
-        raise Http404
-    assignment = p.assignment
-    if assignment.study.status != Study.Status.OPEN or assignment.consented_at is None:
-        raise Http404
-    if p.answered_at is None:
-        allowed = p.pk in {u["pk"] for u in services._upcoming(assignment)}
-    else:
-        allowed = (
-            not p.is_tutorial and protocol.config_with_defaults(assignment.study.config)["answers_editable"]
-        )
-    if not allowed:
         raise Http404
     with p.item.image.file.open("rb") as fh:
         data = fh.read()
@@ -197,7 +179,7 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
     try:
         invitation = services.invitation_lookup(token=token)
     except services.InvitationInvalid as exc:
-        return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=exc.status)
+        return _invitation_invalid(request, exc)
     if request.user.is_authenticated:
         if (
             request.method == "POST"
@@ -212,7 +194,7 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
                 user = form.save()
                 services.invitation_accept(token=token, user=user)
         except services.InvitationInvalid as exc:
-            return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=exc.status)
+            return _invitation_invalid(request, exc)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("rate-consent", study_id=invitation.study_id)
     login_url = reverse("login") + "?next=" + reverse("invite", args=[token])
@@ -221,11 +203,16 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+def _invitation_invalid(request: HttpRequest, exc: services.InvitationInvalid) -> HttpResponse:
+    status = 410 if exc.reason in services.InvitationInvalid.GONE else 404
+    return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=status)
+
+
 def _accept(request: HttpRequest, token: str) -> HttpResponse:
     try:
         assignment = services.invitation_accept(token=token, user=request.user)
     except services.InvitationInvalid as exc:
-        return render(request, "studies/invite_invalid.html", {"detail": exc.detail}, status=exc.status)
+        return _invitation_invalid(request, exc)
     if assignment.consented_at is None:
         return redirect("rate-consent", study_id=assignment.study_id)
     return redirect("rate", study_id=assignment.study_id)
@@ -238,8 +225,8 @@ def _visible_study(request: HttpRequest, study_id: int) -> Study:
     """404 for studies the user may not see (no existence oracle), 403 for non-researchers."""
     if not roles.is_researcher(request.user):
         raise PermissionDenied("Researchers only.")
-    study = get_object_or_404(Study.objects.select_related("owner"), pk=study_id)
-    if not study.is_visible_to(request.user):
+    study = Study.objects.visible_to(request.user).select_related("owner").filter(pk=study_id).first()
+    if study is None:
         raise Http404("No such study.")
     return study
 
@@ -248,7 +235,7 @@ def _visible_study(request: HttpRequest, study_id: int) -> Study:
 @roles.researcher_required
 def study_list(request: HttpRequest) -> HttpResponse:
     studies = (
-        services.studies_visible_to(request.user)
+        Study.objects.visible_to(request.user)
         .select_related("owner")
         .annotate(n_items=Count("items", filter=Q(items__is_tutorial=False), distinct=True))
         .annotate(n_raters=Count("assignments", distinct=True))
@@ -305,11 +292,6 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
         n_anchors=Count("pk", filter=Q(is_anchor=True)),
         n_tutorial=Count("pk", filter=Q(is_tutorial=True)),
     )
-    progress = study.assignments.aggregate(
-        n_raters=Count("pk"),
-        n_started=Count("pk", filter=Q(started_at__isnull=False)),
-        n_finished=Count("pk", filter=Q(finished_at__isnull=False)),
-    )
     invite_urls = request.session.pop(f"invite_urls_{study.pk}", None)
     return render(
         request,
@@ -318,13 +300,13 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
             "study": study,
             "config": config,
             "counts": counts,
-            "progress": progress,
+            "progress": study_progress(study),
             "invite_urls": invite_urls,
             "invite_form": forms.InviteForm(),
             "share_form": forms.ShareForm(),
             "collaborators": study.collaborators.order_by("username"),
             "instructions_html": render_markdown(study.instructions),
-            "can_manage": study.owner_id == request.user.pk or roles.is_admin(request.user),
+            "can_manage": study.is_managed_by(request.user),
         },
     )
 
@@ -332,7 +314,7 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
 def _managed_study(request: HttpRequest, study_id: int) -> Study:
     """Opening, closing and inviting are for the owner and admins; collaborators only look."""
     study = _visible_study(request, study_id)
-    if study.owner_id != request.user.pk and not roles.is_admin(request.user):
+    if not study.is_managed_by(request.user):
         raise PermissionDenied("Only the study's owner can do this.")
     return study
 

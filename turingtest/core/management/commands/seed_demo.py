@@ -21,13 +21,17 @@ from turingtest.core import roles
 from turingtest.library.models import Image
 from turingtest.library.services import batch_wait, demo_batch_render, image_store
 from turingtest.studies.models import Presentation, RaterProfile, Study
-from turingtest.studies.services import (
+from turingtest.studies.rating import (
     Answer,
-    assignment_create,
     assignment_state,
+    judgment_record,
+    presentation_mark_shown,
+    turn_load,
+)
+from turingtest.studies.services import (
+    assignment_create,
     invitation_create,
     invitation_url,
-    judgment_record,
     study_create,
     study_open,
 )
@@ -187,7 +191,9 @@ class Command(BaseCommand):
             assignment = assignment_create(study=study, rater=user, seed=seed * 1000 + k)
             skill = 0.5 + 0.05 * k  # probability of a correct real/synthetic call
             while True:
-                state = assignment_state(assignment=assignment)
+                turn = turn_load(assignment_id=assignment.pk)
+                presentation_mark_shown(turn=turn)
+                state = assignment_state(turn=turn)
                 if state["finished"] or state["item"] is None:
                     break
                 token = state["item"]["token"]
@@ -208,8 +214,6 @@ class Command(BaseCommand):
                     response_ms=rng.randint(900, 6000),
                 )
                 with transaction.atomic():
-                    judgment_record(
-                        assignment=assignment, token=token, answer=answer, client_key=uuid.uuid4()
-                    )
+                    judgment_record(turn=turn, token=token, answer=answer, client_key=uuid.uuid4())
                 n_answers += 1
         return n_answers

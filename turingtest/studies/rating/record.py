@@ -1,0 +1,131 @@
+"""Recording a rater's answer: validate once, write once, answer with the next state.
+
+Idempotent on ``client_key`` (ARCHITECTURE.md invariant 4): the same key again returns the
+first result, with one row in the database. The usual answer is to the turn's current item
+and goes to a writer (``writers``); everything else — a replay, an edit, an item out of
+order, another rater's token — is sorted out by ``_not_current``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection
+from django.utils import timezone
+
+from turingtest.library.models import Image
+from turingtest.studies.models import Judgment, Presentation, TutorialAnswer
+from turingtest.studies.rating import writers
+from turingtest.studies.rating.state import assignment_state, presentation_mark_shown
+from turingtest.studies.rating.turn import Answer, RaterTurn, RatingError, Rules, turn_load
+
+# Which writer records a new answer, by database vendor; the ORM writer for any other.
+WRITERS: dict[str, writers.Writer] = {"postgresql": writers.write_postgresql}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    created: bool  # False: a replay of a recorded client_key, or an edit
+    body: dict  # {"recorded": true, "feedback"?: {...}, "state": <assignment_state>}
+
+
+def validate_answer(answer: Answer, rules: Rules) -> None:
+    """``RatingError("invalid")`` with field errors for questions the study does not ask."""
+    q = rules.questions
+    errors: dict[str, list[str]] = {}
+    if answer.confidence is not None and not q["confidence"]:
+        errors["confidence"] = ["This study does not ask for confidence."]
+    if answer.diagnosis is not None:
+        if not q["diagnosis"]:
+            errors["diagnosis"] = ["This study does not ask for a diagnosis."]
+        elif answer.diagnosis != "unsure" and answer.diagnosis not in rules.codes:
+            errors["diagnosis"] = [
+                f"Unknown diagnosis {answer.diagnosis!r}; pick one of the list or 'unsure'."
+            ]
+    if answer.comment and not q["comment"]:
+        errors["comment"] = ["This study does not take comments."]
+    if errors:
+        raise RatingError("invalid", "Invalid answer.", errors=errors)
+
+
+def judgment_record(*, turn: RaterTurn, token: str, answer: Answer, client_key: uuid.UUID) -> Recorded:
+    """Record the rater's answer to the presentation ``token``; the body carries the next state.
+
+    Raises ``RatingError``: ``invalid`` (checked first, whatever the token), ``not_found``
+    (not this rater's token), ``out_of_order`` (not the current item), ``already_answered``
+    (another key for an answered item that cannot be edited), ``key_reused``.
+    """
+    validate_answer(answer, turn.rules)
+    current = turn.current
+    try:
+        if current is None or current.token != token:
+            return _not_current(turn, token, answer, client_key)
+        write = WRITERS.get(connection.vendor, writers.write_orm)
+        if not write(turn=turn, answer=answer, client_key=client_key, now=timezone.now()):
+            # A concurrent submit claimed the item first: a replay, or a conflict.
+            return _not_current(turn, token, answer, client_key)
+    except IntegrityError:
+        # Only a client_key already used for another answer gets here (the claim before the
+        # insert rules out a second row for this presentation); nothing was written.
+        raise RatingError("key_reused", "This client_key was already used for another answer.") from None
+    return Recorded(
+        created=True, body=_body(current.pk, current.is_tutorial, turn.after_answer(), answer.says_synthetic)
+    )
+
+
+def _not_current(turn: RaterTurn, token: str, answer: Answer, client_key: uuid.UUID) -> Recorded:
+    """The token is not the current item: a replay, an edit, another rater's token, or out of order."""
+    p = (
+        Presentation.objects.select_related("judgment", "tutorial_answer")
+        .filter(public_token=token, assignment_id=turn.assignment_id)
+        .first()
+    )
+    if p is None:
+        raise RatingError("not_found", "No such item for you.")
+    if p.answered_at is None:
+        raise RatingError("out_of_order", "This is not your current item; reload to continue.")
+    existing = _existing_answer(p)
+    if existing is not None and existing.client_key == client_key:
+        return Recorded(created=False, body=_replay_body(p, turn, existing.says_synthetic))
+    if turn.rules.config["answers_editable"] and isinstance(existing, Judgment):
+        writers.judgment_edit(judgment=existing, answer=answer, client_key=client_key, now=timezone.now())
+        return Recorded(created=False, body=_replay_body(p, turn, answer.says_synthetic))
+    raise RatingError("already_answered", "This item was already answered; answers are final.")
+
+
+def _existing_answer(p: Presentation) -> Judgment | TutorialAnswer | None:
+    for attr in ("judgment", "tutorial_answer"):
+        try:
+            return getattr(p, attr)
+        except (Judgment.DoesNotExist, TutorialAnswer.DoesNotExist):
+            continue
+    return None
+
+
+def _replay_body(p: Presentation, turn: RaterTurn, says_synthetic: bool) -> dict:
+    """The body of a replay or an edit: the state as it is now (the rater may have moved on in
+    another tab), shown like any state, so its current item gets its ``shown_at``."""
+    now_turn = turn_load(assignment_id=turn.assignment_id)
+    presentation_mark_shown(turn=now_turn)
+    return _body(p.pk, p.is_tutorial, now_turn, says_synthetic)
+
+
+def _body(presentation_pk: int, is_tutorial: bool, turn: RaterTurn, says_synthetic: bool) -> dict:
+    body: dict[str, Any] = {"recorded": True}
+    if is_tutorial:
+        body["feedback"] = _feedback(presentation_pk, says_synthetic)
+    body["state"] = assignment_state(turn=turn)
+    return body
+
+
+def _feedback(presentation_pk: int, says_synthetic: bool) -> dict:
+    """Tutorial items are labelled examples: the truth is shown after the answer."""
+    kind = (
+        Image.objects.filter(study_items__presentations__pk=presentation_pk)
+        .values_list("kind", flat=True)
+        .get()
+    )
+    truth_synthetic = kind == Image.Kind.SYNTHETIC
+    return {"correct": truth_synthetic == says_synthetic, "truth": "synthetic" if truth_synthetic else "real"}

@@ -1,0 +1,124 @@
+"""What the rating page shows, built from a ``RaterTurn``; and the one write a state request makes.
+
+``assignment_state`` only reads. Stamping the server's ``shown_at`` on the item being shown
+(``turingtest/studies/API.md``) is ``presentation_mark_shown``, which the state view calls.
+The dictionaries built here are the blinding boundary: they carry opaque presentation
+tokens and nothing derived from the image.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db.models import Count, Q
+from django.urls import get_script_prefix, reverse
+from django.utils import timezone
+
+from turingtest.library.models import Image
+from turingtest.studies.models import Judgment, Presentation
+from turingtest.studies.rating.turn import RaterTurn
+
+
+@functools.lru_cache(maxsize=8)
+def _image_url_prefix(script_prefix: str) -> str:
+    url = reverse("rate-image", args=["TOKEN"])
+    if not url.endswith("/TOKEN"):
+        raise RuntimeError(f"the rate-image URL must end with its token: {url}")
+    return url[: -len("TOKEN")]
+
+
+def image_url(token: str) -> str:
+    # reverse() per URL cost more than building the whole state; the prefix only depends on
+    # the script prefix (tokens are URL-safe: secrets.token_urlsafe / hex).
+    return _image_url_prefix(get_script_prefix()) + token
+
+
+def presentation_mark_shown(*, turn: RaterTurn) -> None:
+    """Stamp the server's ``shown_at`` on the current item the first time a state shows it."""
+    current = turn.current
+    if current is not None and not current.is_shown:
+        Presentation.objects.filter(pk=current.pk, shown_at__isnull=True).update(shown_at=timezone.now())
+
+
+def assignment_state(*, turn: RaterTurn) -> dict:
+    """What the rating page needs now: study questions, progress, the current and next item.
+
+    A constant number of queries whatever the pool size (tested): progress comes from
+    the assignment's sizes and the current position, the items from the turn.
+    """
+    rules = turn.rules
+    config = rules.config
+    upcoming = turn.upcoming
+    # Tutorial first, then study items, answered strictly in position order (editing an
+    # earlier answer does not unanswer it): the current position is the progress.
+    answered = upcoming[0].position if upcoming else turn.n_tutorial + turn.n_items
+    done = max(0, answered - turn.n_tutorial)
+    item = None
+    next_image_url = None
+    if upcoming:
+        current = upcoming[0]
+        phase_offset = 0 if current.is_tutorial else turn.n_tutorial
+        item = {
+            "token": current.token,
+            "image_url": image_url(current.token),
+            "position": current.position - phase_offset + 1,
+            "is_tutorial": current.is_tutorial,
+        }
+        if len(upcoming) > 1:
+            next_image_url = image_url(upcoming[1].token)
+    finished = not upcoming
+    questions = rules.questions
+    return {
+        "study": {"title": turn.study_title, **rules.study_info},
+        "progress": {"done": done, "total": turn.n_items},
+        "tutorial": {"done": min(answered, turn.n_tutorial), "total": turn.n_tutorial},
+        "finished": finished,
+        "item": item,
+        "next_image_url": next_image_url,
+        "previous": _previous(turn.assignment_id) if config["answers_editable"] and done else None,
+        "diagnosis_choices": (config.get("diagnosis_choices") or []) if questions["diagnosis"] else [],
+        "score": _score(turn.assignment_id) if finished and config["show_score"] else None,
+    }
+
+
+def _answer_dict(j: Judgment) -> dict:
+    return {
+        "says_synthetic": j.says_synthetic,
+        "confidence": j.confidence,
+        "diagnosis": "unsure" if j.diagnosis_unsure else (j.diagnosis.code if j.diagnosis else None),
+        "comment": j.comment,
+    }
+
+
+def _previous(assignment_id: int) -> dict | None:
+    """With editable answers the page may go back one step: the last answered study item."""
+    p = (
+        Presentation.objects.filter(assignment_id=assignment_id, is_tutorial=False, answered_at__isnull=False)
+        .select_related("judgment__diagnosis")
+        .order_by("-position")
+        .first()
+    )
+    if p is None:
+        return None
+    return {
+        "token": p.public_token,
+        "image_url": image_url(p.public_token),
+        "answer": _answer_dict(p.judgment),
+    }
+
+
+def _score(assignment_id: int) -> dict:
+    agg = Judgment.objects.filter(presentation__assignment_id=assignment_id).aggregate(
+        n=Count("pk"),
+        correct=Count(
+            "pk",
+            filter=Q(says_synthetic=True, presentation__item__image__kind=Image.Kind.SYNTHETIC)
+            | Q(says_synthetic=False, presentation__item__image__kind=Image.Kind.REAL),
+        ),
+    )
+    n = agg["n"]
+    return {
+        "n_correct": agg["correct"],
+        "n_answered": n,
+        "accuracy": round(agg["correct"] / n, 4) if n else None,
+    }
