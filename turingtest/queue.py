@@ -33,9 +33,14 @@ class BrokerUnavailable(Exception):
     """The task broker could not be reached: nothing was (or will be) run."""
 
 
-def broker_errors() -> tuple[type[BaseException], ...]:
-    """What sending raises when the broker is unreachable (kombu, the socket, or redis-py itself)."""
-    return (KombuOperationalError, ConnectionError, OSError, TimeoutError, redis.exceptions.ConnectionError)
+# What sending raises when the broker is unreachable: kombu's wrapper, the socket, or redis-py itself.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    KombuOperationalError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+)
 
 
 def broker_check() -> None:
@@ -78,7 +83,7 @@ def send_or_fail(send: Callable[[], T], *, model: type[Model], pk: int, what: st
     The row's error reads ``"could not enqueue {what}: {broker's message}"``: callers and tests
     recognise a broker failure by that prefix.
     """
-    errors = () if is_eager() else broker_errors()
+    errors = () if is_eager() else BROKER_ERRORS
     try:
         return send()
     except errors as exc:

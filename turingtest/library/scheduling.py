@@ -168,7 +168,7 @@ def batch_cancel(*, batch: GenerationBatch) -> int:
     if task_ids:
         try:
             app.control.revoke(task_ids)
-        except queue.broker_errors():
+        except queue.BROKER_ERRORS:
             # The chunk task re-checks the batch status first, so an unrevoked task is harmless.
             logger.warning("could not revoke tasks of batch %s", batch.pk)
     batch.refresh_from_db()
