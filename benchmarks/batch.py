@@ -84,7 +84,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from turingtest.celery import app
-    from turingtest.library import services
+    from turingtest.library import checkpoints, rendering, scheduling, store
     from turingtest.library.models import GenerationBatch, GenerationChunk, GeneratorCheckpoint, Image
 
     call_command("migrate", verbosity=0)
@@ -108,8 +108,8 @@ def main() -> None:
         ckpt_path = work / "bench.pt"
         ckpt_lib.save(ckpt_path, model=build_generator(config), config=config, metadata={})
     existed = set(GeneratorCheckpoint.objects.values_list("pk", flat=True))
-    checkpoint = services.checkpoint_register(path=ckpt_path, name="benchmark")
-    codes = [c for c in checkpoint.conditions if services.ConditionLookup().get(c)]
+    checkpoint = checkpoints.checkpoint_register(path=ckpt_path, name="benchmark")
+    codes = [c for c in checkpoint.conditions if store.ConditionLookup().get(c)]
     distribution = {
         "condition_weights": {c: 1.0 for c in codes},
         "fitzpatrick_weights": {str(k): 1.0 for k in range(1, 7)},
@@ -123,7 +123,7 @@ def main() -> None:
     def discard(batch: GenerationBatch) -> None:
         made.remove(batch)
         for image in Image.objects.filter(batch=batch):
-            services._delete_files(image.file.name, image.mask.name)
+            store.files_delete(image.file.name, image.mask.name)
         Image.objects.filter(batch=batch).delete()
         GenerationChunk.objects.filter(batch=batch).delete()
         batch.delete()
@@ -132,7 +132,7 @@ def main() -> None:
         app.conf.task_always_eager = True
         try:
             t0 = time.perf_counter()
-            batch = services.batch_schedule(
+            batch = scheduling.batch_schedule(
                 checkpoint=checkpoint, count=COUNT, seed=SEED, distribution=distribution, chunk_size=CHUNK
             )
             elapsed = time.perf_counter() - t0
@@ -145,11 +145,11 @@ def main() -> None:
 
     def through_broker(seed: int = SEED) -> float:
         t0 = time.perf_counter()
-        batch = services.batch_schedule(
+        batch = scheduling.batch_schedule(
             checkpoint=checkpoint, count=COUNT, seed=seed, distribution=distribution, chunk_size=CHUNK
         )
         made.append(batch)
-        batch = services.batch_wait(batch=batch, timeout=600, poll=0.01)
+        batch = scheduling.batch_wait(batch=batch, timeout=600, poll=0.01)
         elapsed = time.perf_counter() - t0
         assert batch.status == "succeeded" and batch.n_done == COUNT, (batch.status, batch.error)
         discard(batch)
@@ -168,9 +168,9 @@ def main() -> None:
     try:
         worker = _start_worker(env, work / "worker.log")
         through_broker(seed=SEED + 1)  # warm-up: the worker loads the model once and keeps it
-        services.renderer_get(checkpoint).render(
+        checkpoints.renderer_get(checkpoint).render(
             [
-                services.spec_for(
+                rendering.spec_for(
                     GenerationBatch(
                         checkpoint=checkpoint,
                         seed=SEED,
@@ -204,7 +204,7 @@ def main() -> None:
         for batch in list(made):
             discard(batch)
         if checkpoint.pk not in existed:
-            services._delete_files(checkpoint.file.name)
+            store.files_delete(checkpoint.file.name)
             checkpoint.delete()
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(media, ignore_errors=True)

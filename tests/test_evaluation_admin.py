@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from tests.evaluation_data import batch_with_images, real_images
 from tests.factories import AdminFactory
-from turingtest.evaluation import services
+from turingtest.evaluation import runs, services
 from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
 from turingtest.evaluation.models import AugmentationRun, FidelityRun
 from turingtest.library.admin import GenerationBatchAdmin
@@ -40,7 +40,7 @@ def admin_client(client):
 def test_a_finished_fidelity_run_shows_its_results_table_and_feature_space(admin_client):
     real_images({"MEL": 6, "NEV": 6})
     batch = batch_with_images({"MEL": 5, "NEV": 5})
-    run = services.fidelity_run_execute(
+    run = runs.fidelity_run_execute(
         run_pk=services.fidelity_run_create(batch=batch, config=FAST, enqueue=False).pk
     )
     page = admin_client.get(reverse("admin:evaluation_fidelityrun_change", args=[run.pk]))
@@ -104,7 +104,7 @@ def test_the_batch_admin_action_and_inline_show_a_batchs_fidelity(django_capture
 def test_a_finished_augmentation_run_links_its_report_files(admin_client):
     real_images({"MEL": 8, "NEV": 8, "VASC": 4})
     batch = batch_with_images({"VASC": 4})
-    run = services.augmentation_run_execute(
+    run = runs.augmentation_run_execute(
         run_pk=services.augmentation_run_create(
             synthetic_batches=[batch],
             config={"image_size": 32, "width": 4, "depth": 2, "epochs": 1, "n_bootstrap": 20},

@@ -1,4 +1,4 @@
-"""turingtest.evaluation.services: image sets, fidelity runs and augmentation runs on real rows and files."""
+"""turingtest.evaluation (selection, services, runs): image sets, fidelity and augmentation runs on real rows and files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 
 from generator.metrics import FidelityResult, IncomparableResultsError
 from tests.evaluation_data import batch_with_images, real_images
-from turingtest.evaluation import services
+from turingtest.evaluation import runs, selection, services
 from turingtest.evaluation.models import AugmentationRun, FidelityRun
 
 pytestmark = pytest.mark.django_db
@@ -28,15 +28,15 @@ def _one_torch_thread(one_torch_thread):
 
 
 def test_filter_parse_reads_key_value_lists_and_rejects_unknown_keys():
-    assert services.filter_parse(["condition=MEL,NEV", "fitzpatrick=5,6", "procedural=false"]) == {
+    assert selection.filter_parse(["condition=MEL,NEV", "fitzpatrick=5,6", "procedural=false"]) == {
         "condition": ["MEL", "NEV"],
         "fitzpatrick": [5, 6],
         "procedural": False,
     }
-    with pytest.raises(services.EvaluationError, match="KEY=V1,V2"):
-        services.filter_parse(["colour=red"])
-    with pytest.raises(services.EvaluationError, match="integers"):
-        services.filter_parse(["fitzpatrick=dark"])
+    with pytest.raises(selection.EvaluationError, match="KEY=V1,V2"):
+        selection.filter_parse(["colour=red"])
+    with pytest.raises(selection.EvaluationError, match="integers"):
+        selection.filter_parse(["fitzpatrick=dark"])
 
 
 def test_a_batch_run_fixes_its_image_sets_and_defaults_to_the_real_images_of_its_conditions():
@@ -54,7 +54,7 @@ def test_a_fidelity_run_computes_overall_and_per_condition_metrics_with_the_auto
     real_images({"MEL": 8, "NEV": 8, "VASC": 6})
     batch = batch_with_images({"MEL": 6, "VASC": 6})
     run = services.fidelity_run_create(batch=batch, seed=3, config=FAST, enqueue=False)
-    run = services.fidelity_run_execute(run_pk=run.pk)
+    run = runs.fidelity_run_execute(run_pk=run.pk)
     assert run.status == FidelityRun.Status.SUCCEEDED, run.error
     assert run.progress == 1.0 and run.finished is not None
     result = run.result()
@@ -70,7 +70,7 @@ def test_a_fidelity_run_computes_overall_and_per_condition_metrics_with_the_auto
         assert hashlib.sha256(fh.read()).hexdigest() == run.extractor_sha256
 
     # a second run over the same library reuses the same extractor: comparable numbers
-    again = services.fidelity_run_execute(
+    again = runs.fidelity_run_execute(
         run_pk=services.fidelity_run_create(batch=batch, seed=3, config=FAST, enqueue=False).pk
     )
     assert again.extractor_sha256 == run.extractor_sha256
@@ -80,10 +80,10 @@ def test_a_fidelity_run_computes_overall_and_per_condition_metrics_with_the_auto
 def test_runs_from_different_extractors_cannot_be_compared():
     real_images({"MEL": 6, "NEV": 6})
     batch = batch_with_images({"MEL": 6})
-    a = services.fidelity_run_execute(
+    a = runs.fidelity_run_execute(
         run_pk=services.fidelity_run_create(batch=batch, seed=1, config=FAST, enqueue=False).pk
     )
-    b = services.fidelity_run_execute(
+    b = runs.fidelity_run_execute(
         run_pk=services.fidelity_run_create(batch=batch, seed=2, config=FAST, enqueue=False).pk
     )
     assert a.extractor_sha256 != b.extractor_sha256  # another seed trains another classifier
@@ -97,17 +97,17 @@ def test_a_failing_run_stores_its_error_and_a_second_execution_does_nothing(monk
     batch = batch_with_images({"MEL": 3})
     monkeypatch.delenv("DERMGAN_INCEPTION_WEIGHTS", raising=False)
     run = services.fidelity_run_create(batch=batch, extractor="inception", enqueue=False)
-    run = services.fidelity_run_execute(run_pk=run.pk)
+    run = runs.fidelity_run_execute(run_pk=run.pk)
     assert run.status == FidelityRun.Status.FAILED
     assert "unavailable" in run.error and "pt_inception-2015-12-05-6726825d.pth" in run.error
     finished = run.finished
-    assert services.fidelity_run_execute(run_pk=run.pk).finished == finished  # not claimed twice
+    assert runs.fidelity_run_execute(run_pk=run.pk).finished == finished  # not claimed twice
 
 
 def test_creating_a_run_with_no_matching_images_is_refused():
     real_images({"MEL": 2})
     batch = batch_with_images({"NEV": 2})
-    with pytest.raises(services.EvaluationError, match="no real images"):
+    with pytest.raises(selection.EvaluationError, match="no real images"):
         services.fidelity_run_create(batch=batch, enqueue=False)
     assert not FidelityRun.objects.exists()
 
@@ -122,7 +122,7 @@ def test_an_augmentation_run_trains_both_arms_on_library_images_and_stores_the_r
         config={"image_size": 32, "width": 4, "depth": 2, "epochs": 2, "n_bootstrap": 50, "batch_size": 16},
         enqueue=False,
     )
-    run = services.augmentation_run_execute(run_pk=run.pk)
+    run = runs.augmentation_run_execute(run_pk=run.pk)
     assert run.status == AugmentationRun.Status.SUCCEEDED, run.error
     report = run.results
     assert report["chosen_conditions"] == ["VASC"]  # the rarest in training
@@ -140,12 +140,12 @@ def test_an_augmentation_run_trains_both_arms_on_library_images_and_stores_the_r
         "plots/sensitivity.png",
     ):
         assert default_storage.exists(run.file_name(rel)), rel
-    assert services.augmentation_run_execute(run_pk=run.pk).report_prefix == run.report_prefix  # idempotent
+    assert runs.augmentation_run_execute(run_pk=run.pk).report_prefix == run.report_prefix  # idempotent
 
 
 def test_an_augmentation_run_needs_exactly_one_synthetic_source():
     real_images({"MEL": 2, "NEV": 2})
-    with pytest.raises(services.EvaluationError, match="exactly one"):
+    with pytest.raises(selection.EvaluationError, match="exactly one"):
         services.augmentation_run_create(enqueue=False)
 
 
@@ -153,7 +153,7 @@ def test_an_augmentation_run_can_render_its_synthetic_images_from_a_library_chec
     from generator import checkpoint as ckpt_lib
     from generator.config import GeneratorConfig
     from generator.networks import build_generator
-    from turingtest.library.services import checkpoint_register
+    from turingtest.library.checkpoints import checkpoint_register
 
     config = GeneratorConfig(conditions=("MEL", "NEV", "VASC"), image_size=32, ngf=4, num_downs=5)
     torch.manual_seed(0)
@@ -168,7 +168,7 @@ def test_an_augmentation_run_can_render_its_synthetic_images_from_a_library_chec
         config={"image_size": 32, "width": 4, "depth": 2, "epochs": 1, "n_bootstrap": 20},
         enqueue=False,
     )
-    run = services.augmentation_run_execute(run_pk=run.pk)
+    run = runs.augmentation_run_execute(run_pk=run.pk)
     assert run.status == AugmentationRun.Status.SUCCEEDED, run.error
     syn = run.results["synthetic"]["VASC"]
     assert syn["added"] == 2 * syn["real_train"]

@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from tests.factories import AdminFactory, UserFactory
 from tests.library_support import broker_down, distribution, tiny_checkpoint
 from turingtest.images import normalize
-from turingtest.library import services
+from turingtest.library import checkpoints, rendering, scheduling, store
 from turingtest.library.models import GenerationBatch, GenerationChunk, GeneratorCheckpoint, Image, ImportJob
 
 
@@ -28,19 +28,19 @@ def library(db, settings, tmp_path):
     call_command("loaddata", "fixtures/conditions.json", verbosity=0)
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMAGE_SIZE = 32
-    services._RENDERERS.clear()
+    checkpoints.renderers_clear()
     return tmp_path
 
 
 @pytest.fixture
 def checkpoint(library) -> GeneratorCheckpoint:
-    return services.checkpoint_register(path=tiny_checkpoint(library / "tiny.pt"), name="tiny")
+    return checkpoints.checkpoint_register(path=tiny_checkpoint(library / "tiny.pt"), name="tiny")
 
 
 def _schedule(checkpoint, django_capture_on_commit_callbacks, **kwargs) -> GenerationBatch:
     options = {"count": 10, "seed": 7, "distribution": distribution(), "chunk_size": 4, **kwargs}
     with django_capture_on_commit_callbacks(execute=True):
-        batch = services.batch_schedule(checkpoint=checkpoint, **options)
+        batch = scheduling.batch_schedule(checkpoint=checkpoint, **options)
     batch.refresh_from_db()
     return batch
 
@@ -56,7 +56,7 @@ def test_a_batch_renders_exactly_count_images_with_full_provenance(
         (4, 8, "done"),
         (8, 10, "done"),
     ]
-    images = list(services.images_of(batch))
+    images = list(batch.images.order_by("batch_index"))
     assert [im.batch_index for im in images] == list(range(10))
     from generator.sampling import image_seed
 
@@ -77,9 +77,9 @@ def test_re_rendering_an_image_from_its_provenance_gives_the_same_pixels(
     checkpoint, django_capture_on_commit_callbacks
 ):
     batch = _schedule(checkpoint, django_capture_on_commit_callbacks, count=3)
-    services._RENDERERS.clear()  # a fresh process would have no cached renderer either
-    for image in services.images_of(batch):
-        again = normalize(services.image_rerender(image=image))
+    checkpoints.renderers_clear()  # a fresh process would have no cached renderer either
+    for image in batch.images.order_by("batch_index"):
+        again = normalize(rendering.image_rerender(image=image))
         with default_storage.open(image.file.name) as fh:
             assert fh.read() == again.data
         assert again.sha256 == image.sha256
@@ -94,7 +94,7 @@ def test_running_a_chunk_twice_changes_nothing(checkpoint, django_capture_on_com
     assert render_chunk.apply(kwargs={"chunk_pk": chunk.pk}).get() == "already done"
     # Even when the row says it never finished (a crash after storing), the rerun adds nothing.
     GenerationChunk.objects.filter(pk=chunk.pk).update(status="running")
-    assert services.chunk_render(chunk_pk=chunk.pk) == "rendered 0 of 4"
+    assert rendering.chunk_render(chunk_pk=chunk.pk) == "rendered 0 of 4"
     assert list(Image.objects.order_by("pk").values_list("pk", "sha256")) == before
 
 
@@ -107,7 +107,7 @@ def test_a_chunk_interrupted_half_way_renders_only_the_missing_indexes_identical
     chunk = batch.chunks.get()
     GenerationChunk.objects.filter(pk=chunk.pk).update(status="running")
     GenerationBatch.objects.filter(pk=batch.pk).update(status="running", n_done=2)
-    assert services.chunk_render(chunk_pk=chunk.pk) == "rendered 2 of 4"
+    assert rendering.chunk_render(chunk_pk=chunk.pk) == "rendered 2 of 4"
     assert dict(Image.objects.values_list("batch_index", "sha256")) == original
     batch.refresh_from_db()
     assert (batch.status, batch.n_done) == ("succeeded", 4)
@@ -115,14 +115,14 @@ def test_a_chunk_interrupted_half_way_renders_only_the_missing_indexes_identical
 
 def test_cancelling_a_queued_batch_stops_its_chunks_from_rendering(checkpoint):
     # Created without running the on-commit enqueue: the batch sits queued, as behind a busy worker.
-    batch = services.batch_schedule(
+    batch = scheduling.batch_schedule(
         checkpoint=checkpoint, count=8, seed=1, distribution=distribution(), chunk_size=4
     )
     assert batch.status == "queued"
-    assert services.batch_cancel(batch=batch) == 2
-    assert services.batch_cancel(batch=batch) == 0  # a second cancel is a no-op
+    assert scheduling.batch_cancel(batch=batch) == 2
+    assert scheduling.batch_cancel(batch=batch) == 0  # a second cancel is a no-op
     for chunk in batch.chunks.all():
-        assert services.chunk_render(chunk_pk=chunk.pk) == "batch cancelled"
+        assert rendering.chunk_render(chunk_pk=chunk.pk) == "batch cancelled"
     assert Image.objects.count() == 0
     batch.refresh_from_db()
     assert batch.status == "cancelled" and batch.finished is not None
@@ -141,9 +141,9 @@ def test_a_render_failure_is_recorded_on_the_batch_not_raised_into_the_scheduler
 def test_scheduling_with_an_unreachable_broker_says_so_and_creates_nothing(checkpoint, monkeypatch):
     with broker_down(monkeypatch):
         with pytest.raises(
-            services.BrokerUnavailable, match="task broker is unreachable .*Nothing was scheduled"
+            scheduling.BrokerUnavailable, match="task broker is unreachable .*Nothing was scheduled"
         ):
-            services.batch_schedule(checkpoint=checkpoint, count=4, seed=1, distribution=distribution())
+            scheduling.batch_schedule(checkpoint=checkpoint, count=4, seed=1, distribution=distribution())
         assert GenerationBatch.objects.count() == 0 and GenerationChunk.objects.count() == 0
         out, err = io.StringIO(), io.StringIO()
         with pytest.raises(CommandError, match="task broker is unreachable"):
@@ -167,8 +167,8 @@ def test_an_enqueue_that_fails_after_commit_marks_the_batch_failed_with_the_brok
 ):
     # transaction=True: on_commit runs when batch_schedule's own transaction commits, as in production.
     with broker_down(monkeypatch):
-        with pytest.raises(services.BrokerUnavailable, match="could not enqueue the batch"):
-            services.batch_schedule(
+        with pytest.raises(scheduling.BrokerUnavailable, match="could not enqueue the batch"):
+            scheduling.batch_schedule(
                 checkpoint=checkpoint, count=4, seed=1, distribution=distribution(), check_broker=False
             )
     batch = GenerationBatch.objects.get()
@@ -180,21 +180,19 @@ def test_scheduling_the_same_checkpoint_seed_and_distribution_twice_is_refused(
     checkpoint, django_capture_on_commit_callbacks
 ):
     first = _schedule(checkpoint, django_capture_on_commit_callbacks, count=2)
-    with pytest.raises(
-        services.LibraryError, match=f"batch {first.pk} already renders this checkpoint, seed"
-    ):
-        services.batch_schedule(checkpoint=checkpoint, count=5, seed=7, distribution=distribution())
+    with pytest.raises(store.LibraryError, match=f"batch {first.pk} already renders this checkpoint, seed"):
+        scheduling.batch_schedule(checkpoint=checkpoint, count=5, seed=7, distribution=distribution())
     other = _schedule(checkpoint, django_capture_on_commit_callbacks, count=2, seed=8)
     assert other.status == "succeeded" and Image.objects.count() == 4
 
 
 def test_a_distribution_the_checkpoint_cannot_render_is_refused(checkpoint):
-    with pytest.raises(services.LibraryError, match="PSO are not in the checkpoint's conditions"):
-        services.batch_schedule(
+    with pytest.raises(store.LibraryError, match="PSO are not in the checkpoint's conditions"):
+        scheduling.batch_schedule(
             checkpoint=checkpoint, count=2, seed=1, distribution=distribution(condition_weights={"PSO": 1.0})
         )
-    with pytest.raises(services.LibraryError, match="area_fraction_range"):
-        services.batch_schedule(
+    with pytest.raises(store.LibraryError, match="area_fraction_range"):
+        scheduling.batch_schedule(
             checkpoint=checkpoint, count=2, seed=1, distribution=distribution(area_fraction_range=[0.5, 0.1])
         )
     assert GenerationBatch.objects.count() == 0
@@ -203,30 +201,30 @@ def test_a_distribution_the_checkpoint_cannot_render_is_refused(checkpoint):
 def test_a_bad_checkpoint_file_is_rejected_with_the_loaders_message_and_nothing_is_kept(library):
     garbage = library / "garbage.pt"
     garbage.write_bytes(b"definitely not torch")
-    with pytest.raises(services.LibraryError, match="not a checkpoint"):
-        services.checkpoint_register(path=garbage)
+    with pytest.raises(store.LibraryError, match="not a checkpoint"):
+        checkpoints.checkpoint_register(path=garbage)
     good = tiny_checkpoint(library / "t.pt")
     truncated = library / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:2000])
-    with pytest.raises(services.LibraryError, match="truncated"):
-        services.checkpoint_register(path=truncated)
+    with pytest.raises(store.LibraryError, match="truncated"):
+        checkpoints.checkpoint_register(path=truncated)
     assert GeneratorCheckpoint.objects.count() == 0
     assert not (Path(library / "media" / "checkpoints")).exists()
 
 
 def test_registering_the_same_file_twice_returns_the_first_row(library):
     path = tiny_checkpoint(library / "t.pt")
-    first = services.checkpoint_register(path=path, name="a")
-    assert services.checkpoint_register(path=path, name="b").pk == first.pk
+    first = checkpoints.checkpoint_register(path=path, name="a")
+    assert checkpoints.checkpoint_register(path=path, name="b").pk == first.pk
     assert first.image_size == 32 and first.conditions == ["MEL", "NEV", "SEK", "BCC"]
     assert first.generator_version and first.metadata["training"] == {"note": "untrained test network"}
 
 
 def test_registering_again_restores_a_checkpoint_file_that_went_missing(library):
     path = tiny_checkpoint(library / "t.pt")
-    first = services.checkpoint_register(path=path)
+    first = checkpoints.checkpoint_register(path=path)
     Path(first.file.path).unlink()
-    again = services.checkpoint_register(path=path)
+    again = checkpoints.checkpoint_register(path=path)
     assert again.pk == first.pk and Path(again.file.path).read_bytes() == path.read_bytes()
 
 
@@ -271,10 +269,10 @@ def test_schedule_batch_rejects_a_bad_checkpoint_with_the_loaders_message(librar
 def test_the_demo_batch_renders_through_batch_schedule(library, django_capture_on_commit_callbacks):
     path = tiny_checkpoint(library / "demo.pt")
     with django_capture_on_commit_callbacks(execute=True):
-        batch = services.demo_batch_render(count=6, seed=11, checkpoint_path=path)
+        batch = scheduling.demo_batch_render(count=6, seed=11, checkpoint_path=path)
     batch.refresh_from_db()
     assert (batch.status, batch.images.count()) == ("succeeded", 6)
-    assert services.demo_batch_render(count=6, seed=11, checkpoint_path=path).pk == batch.pk
+    assert scheduling.demo_batch_render(count=6, seed=11, checkpoint_path=path).pk == batch.pk
 
 
 # --- admin and progress endpoint ----------------------------------------------------------
@@ -343,7 +341,7 @@ def test_the_admin_previews_the_first_renders_then_schedules(client, checkpoint)
 
 
 def test_the_admin_cancel_action_cancels_a_queued_batch(client, checkpoint):
-    batch = services.batch_schedule(
+    batch = scheduling.batch_schedule(
         checkpoint=checkpoint, count=4, seed=2, distribution=distribution(), chunk_size=2
     )
     client.force_login(AdminFactory())
@@ -400,9 +398,9 @@ def test_a_transient_error_is_retried_and_the_chunk_then_completes(checkpoint, m
     from turingtest.library import tasks
     from turingtest.library.tasks import render_chunk
 
-    batch = services.batch_schedule(checkpoint=checkpoint, count=3, seed=4, distribution=distribution())
+    batch = scheduling.batch_schedule(checkpoint=checkpoint, count=3, seed=4, distribution=distribution())
     chunk = batch.chunks.get()
-    real = services.renderer_get
+    real = checkpoints.renderer_get
     calls = {"n": 0}
 
     def flaky(ckpt):
@@ -411,7 +409,7 @@ def test_a_transient_error_is_retried_and_the_chunk_then_completes(checkpoint, m
             raise OperationalError("server closed the connection unexpectedly (injected)")
         return real(ckpt)
 
-    monkeypatch.setattr(services, "renderer_get", flaky)
+    monkeypatch.setattr(rendering, "renderer_get", flaky)
     monkeypatch.setattr(tasks, "RETRY_BACKOFF_BASE", 0.01)
     render_chunk.apply(kwargs={"chunk_pk": chunk.pk})
     assert calls["n"] == 2
@@ -426,12 +424,12 @@ def test_a_transient_error_that_never_clears_fails_the_batch_after_the_last_retr
     from turingtest.library import tasks
     from turingtest.library.tasks import MAX_RETRIES, render_chunk
 
-    batch = services.batch_schedule(checkpoint=checkpoint, count=2, seed=4, distribution=distribution())
+    batch = scheduling.batch_schedule(checkpoint=checkpoint, count=2, seed=4, distribution=distribution())
 
     def down(ckpt):
         raise OperationalError("database unavailable (injected)")
 
-    monkeypatch.setattr(services, "renderer_get", down)
+    monkeypatch.setattr(rendering, "renderer_get", down)
     monkeypatch.setattr(tasks, "RETRY_BACKOFF_BASE", 0.01)
     render_chunk.apply(kwargs={"chunk_pk": batch.chunks.get().pk})
     batch.refresh_from_db()

@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
-from turingtest.library import services
+from turingtest.library import imports, store
 from turingtest.library.models import Image
 
 PAD_SAMPLE = Path("/work/shared/data/pad-ufes-20-sample")
@@ -151,7 +151,7 @@ def test_good_rows_are_all_or_nothing_when_the_insert_fails(taxonomy, media, dat
 
     monkeypatch.setattr(Image.objects, "create", failing_create)
     with pytest.raises(RuntimeError, match="injected"):
-        services.images_import(manifest=dataset / "manifest.csv")
+        imports.images_import(manifest=dataset / "manifest.csv")
     assert Image.objects.count() == 0
     leftovers = list((media / "library").iterdir()) if (media / "library").exists() else []
     assert leftovers == []  # the files written before the insert were removed
@@ -173,13 +173,13 @@ def test_strict_mode_exits_non_zero_on_bad_rows_and_an_unknown_format_is_refused
 
 
 def test_fitzpatrick_values_from_datasets_parse():
-    assert services.parse_fitzpatrick("2.0") == 2
-    assert services.parse_fitzpatrick("") is None
-    assert services.parse_fitzpatrick("nan") is None
-    assert services.parse_fitzpatrick("IV") == 4
+    assert imports.parse_fitzpatrick("2.0") == 2
+    assert imports.parse_fitzpatrick("") is None
+    assert imports.parse_fitzpatrick("nan") is None
+    assert imports.parse_fitzpatrick("IV") == 4
     for bad in ("0", "2.5", "seven"):
-        with pytest.raises(services.LibraryError, match="Fitzpatrick"):
-            services.parse_fitzpatrick(bad)
+        with pytest.raises(store.LibraryError, match="Fitzpatrick"):
+            imports.parse_fitzpatrick(bad)
 
 
 def test_the_pad_ufes_20_layout_is_detected_and_its_codes_mapped(taxonomy, media, tmp_path):
@@ -222,8 +222,8 @@ def test_isic_folders_pair_images_with_their_segmentations(taxonomy, media, tmp_
 def test_real_and_synthetic_style_inputs_leave_with_identical_file_properties(taxonomy, media, tmp_path):
     jpeg_photo = _photo(tmp_path / "real.jpg", 30, size=(60, 45))
     rendered = PILImage.fromarray(np.random.default_rng(31).integers(0, 255, (64, 64, 3), dtype=np.uint8))
-    real = services.image_store(pil_image=jpeg_photo, kind="real", condition="MEL", provenance={})
-    fake = services.image_store(pil_image=rendered, kind="synthetic", condition="MEL", provenance={})
+    real = store.image_store(pil_image=jpeg_photo, kind="real", condition="MEL", provenance={})
+    fake = store.image_store(pil_image=rendered, kind="synthetic", condition="MEL", provenance={})
     for image in (real, fake):
         assert image.file.name.startswith("library/") and len(Path(image.file.name).stem) == 32
         with default_storage.open(image.file.name) as fh:
@@ -233,10 +233,10 @@ def test_real_and_synthetic_style_inputs_leave_with_identical_file_properties(ta
 
 def test_storing_the_same_pixels_twice_is_refused_or_returns_the_first(taxonomy, media):
     im = PILImage.new("RGB", (40, 40), (180, 140, 120))
-    first = services.image_store(pil_image=im, kind="real", condition="NEV", provenance={"procedural": True})
-    with pytest.raises(services.DuplicateImage, match=f"image {first.pk}"):
-        services.image_store(pil_image=im, kind="real", condition="NEV", provenance={})
-    again = services.image_store(
+    first = store.image_store(pil_image=im, kind="real", condition="NEV", provenance={"procedural": True})
+    with pytest.raises(store.DuplicateImage, match=f"image {first.pk}"):
+        store.image_store(pil_image=im, kind="real", condition="NEV", provenance={})
+    again = store.image_store(
         pil_image=im, kind="real", condition="NEV", provenance={}, if_duplicate="existing"
     )
     assert again.pk == first.pk and Image.objects.count() == 1

@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 
 from tests.factories import RaterFactory
 from tests.library_support import CLOSED_BROKER, broker_down, distribution, tiny_checkpoint
-from turingtest.library import services
+from turingtest.library import checkpoints, rendering, scheduling
 from turingtest.library.models import GenerationBatch, Image
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def taxonomy(transactional_db, settings):
     call_command("loaddata", "fixtures/conditions.json", verbosity=0)
-    services._RENDERERS.clear()
+    checkpoints.renderers_clear()
 
 
 def _wait_until(predicate, *, timeout: float, what: str, worker=None, poll: float = 0.05):
@@ -50,12 +50,12 @@ def _assert_exactly(batch: GenerationBatch, n: int) -> None:
 
 
 def test_a_batch_of_n_completes_with_exactly_n_images_and_provenance(taxonomy, tmp_path, live_worker):
-    checkpoint = services.checkpoint_register(path=tiny_checkpoint(tmp_path / "t.pt"))
-    batch = services.batch_schedule(
+    checkpoint = checkpoints.checkpoint_register(path=tiny_checkpoint(tmp_path / "t.pt"))
+    batch = scheduling.batch_schedule(
         checkpoint=checkpoint, count=12, seed=21, distribution=distribution(), chunk_size=4
     )
     assert batch.status == "queued" and all(batch.chunks.values_list("task_id", flat=True))
-    batch = services.batch_wait(batch=batch, timeout=120)
+    batch = scheduling.batch_wait(batch=batch, timeout=120)
     assert batch.status == "succeeded", (batch.error, live_worker.log())
     assert batch.n_done == 12 and batch.finished >= batch.started
     _assert_exactly(batch, 12)
@@ -85,9 +85,9 @@ def test_killing_the_worker_mid_batch_then_a_new_worker_finishes_it_without_dupl
 ):
     # A heavier (still small) network so a batch takes several seconds and can be caught mid-way.
     path = tiny_checkpoint(tmp_path / "k.pt", size=64, ngf=32, num_downs=6)
-    checkpoint = services.checkpoint_register(path=path)
+    checkpoint = checkpoints.checkpoint_register(path=path)
     first = worker_factory(CELERY_VISIBILITY_TIMEOUT="5")
-    batch = services.batch_schedule(
+    batch = scheduling.batch_schedule(
         checkpoint=checkpoint, count=48, seed=5, distribution=distribution(), chunk_size=4
     )
 
@@ -101,7 +101,7 @@ def test_killing_the_worker_mid_batch_then_a_new_worker_finishes_it_without_dupl
     assert not batch.is_finished, "the batch finished before the kill: make it slower"
     done_at_kill = batch.n_done
     second = worker_factory(CELERY_VISIBILITY_TIMEOUT="5")
-    batch = services.batch_wait(batch=batch, timeout=240)
+    batch = scheduling.batch_wait(batch=batch, timeout=240)
     assert batch.status == "succeeded", (batch.error, second.log())
     assert done_at_kill < 48 and batch.n_done == 48
     _assert_exactly(batch, 48)
@@ -112,8 +112,8 @@ def test_cancelling_mid_batch_stops_it_and_what_was_rendered_stays_consistent(
     taxonomy, tmp_path, live_worker
 ):
     path = tiny_checkpoint(tmp_path / "c.pt", size=64, ngf=32, num_downs=6)
-    checkpoint = services.checkpoint_register(path=path)
-    batch = services.batch_schedule(
+    checkpoint = checkpoints.checkpoint_register(path=path)
+    batch = scheduling.batch_schedule(
         checkpoint=checkpoint, count=64, seed=9, distribution=distribution(), chunk_size=4
     )
 
@@ -122,9 +122,9 @@ def test_cancelling_mid_batch_stops_it_and_what_was_rendered_stays_consistent(
         return batch.n_done >= 4
 
     _wait_until(started, timeout=120, what="the first chunk", worker=live_worker)
-    assert services.batch_cancel(batch=batch) > 0
+    assert scheduling.batch_cancel(batch=batch) > 0
     time.sleep(3)  # let the chunk in flight finish, and any revoked message be dropped
-    batch = services.batch_progress_update(batch_pk=batch.pk)
+    batch = rendering.batch_progress_update(batch_pk=batch.pk)
     stable = Image.objects.filter(batch=batch).count()
     time.sleep(2)
     assert Image.objects.filter(batch=batch).count() == stable  # nothing more renders
@@ -142,16 +142,16 @@ def test_cancelling_mid_batch_stops_it_and_what_was_rendered_stays_consistent(
 def test_a_broker_that_is_down_fails_scheduling_clearly_and_writes_nothing(
     taxonomy, tmp_path, monkeypatch, client
 ):
-    checkpoint = services.checkpoint_register(path=tiny_checkpoint(tmp_path / "b.pt"))
+    checkpoint = checkpoints.checkpoint_register(path=tiny_checkpoint(tmp_path / "b.pt"))
     with broker_down(monkeypatch):
         # The rating side does not need the broker: a rater's pages and the health check still answer.
         client.force_login(RaterFactory())
         assert client.get("/rate/").status_code == 200
         assert client.get("/healthz").status_code == 200
-        with pytest.raises(services.BrokerUnavailable, match=f"{CLOSED_BROKER}.*Nothing was scheduled"):
-            services.batch_schedule(checkpoint=checkpoint, count=4, seed=1, distribution=distribution())
-        with pytest.raises(services.BrokerUnavailable, match="could not enqueue the batch"):
-            services.batch_schedule(
+        with pytest.raises(scheduling.BrokerUnavailable, match=f"{CLOSED_BROKER}.*Nothing was scheduled"):
+            scheduling.batch_schedule(checkpoint=checkpoint, count=4, seed=1, distribution=distribution())
+        with pytest.raises(scheduling.BrokerUnavailable, match="could not enqueue the batch"):
+            scheduling.batch_schedule(
                 checkpoint=checkpoint, count=4, seed=2, distribution=distribution(), check_broker=False
             )
     # The pre-flight check wrote nothing; the late failure left one batch marked failed, nothing queued.
@@ -176,7 +176,7 @@ def test_a_zip_import_runs_on_the_worker_and_reports_bad_rows(taxonomy, tmp_path
     buf.seek(0)
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    job = services.import_job_create(archive=SimpleUploadedFile("x.zip", buf.getvalue()))
+    job = scheduling.import_job_create(archive=SimpleUploadedFile("x.zip", buf.getvalue()))
 
     def finished():
         job.refresh_from_db()

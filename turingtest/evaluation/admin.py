@@ -26,6 +26,7 @@ from django.utils.html import format_html
 from turingtest.evaluation import services
 from turingtest.evaluation.forms import AugmentationRunForm, FidelityRunForm
 from turingtest.evaluation.models import AugmentationRun, FidelityRun
+from turingtest.evaluation.selection import EvaluationError
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -66,7 +67,7 @@ def compute_fidelity_for_batches(modeladmin, request: HttpRequest, queryset) -> 
     for batch in queryset:
         try:
             run = services.fidelity_run_create(batch=batch, user=request.user)
-        except services.EvaluationError as exc:
+        except EvaluationError as exc:
             refused.append(f"batch {batch.pk}: {exc}")
             continue
         if run.status == FidelityRun.Status.FAILED:
@@ -213,7 +214,7 @@ class FidelityRunAdmin(_RunAdmin):
                     config=run.config,
                     user=request.user,
                 )
-            except services.EvaluationError as exc:
+            except EvaluationError as exc:
                 self.message_user(request, f"run {run.pk}: {exc}", messages.ERROR)
         self.message_user(request, "Queued.")
 
@@ -363,7 +364,7 @@ def _run_add_view(
     if request.method == "POST" and form.is_valid():
         try:
             run = create(form.cleaned_data)
-        except services.EvaluationError as exc:
+        except EvaluationError as exc:
             form.add_error(None, str(exc))
         else:
             if run.status == run.Status.FAILED:  # the broker refused it (or, eager, it ran and failed)

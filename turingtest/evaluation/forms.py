@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from turingtest.evaluation import services
+from turingtest.evaluation.runs import AUTO_CLASSIFIER
+from turingtest.evaluation.selection import EvaluationError, filter_parse
 from turingtest.library.models import GenerationBatch, GeneratorCheckpoint
 
 
@@ -16,14 +17,14 @@ class FidelityRunForm(forms.Form):
         "Default: the real images of the batch's conditions.",
         widget=forms.Textarea(attrs={"rows": 2}),
     )
-    extractor = forms.CharField(initial=services.AUTO_CLASSIFIER, max_length=300)
+    extractor = forms.CharField(initial=AUTO_CLASSIFIER, max_length=300)
     seed = forms.IntegerField(initial=0)
 
     def clean_real_filter(self):
         lines = [line for line in self.cleaned_data["real_filter"].splitlines() if line.strip()]
         try:
-            return services.filter_parse(lines) if lines else None
-        except services.EvaluationError as exc:
+            return filter_parse(lines) if lines else None
+        except EvaluationError as exc:
             raise forms.ValidationError(str(exc)) from None
 
 
@@ -48,8 +49,8 @@ class AugmentationRunForm(forms.Form):
     def clean_real_filter(self):
         lines = [line for line in self.cleaned_data["real_filter"].splitlines() if line.strip()]
         try:
-            return services.filter_parse(lines)
-        except services.EvaluationError as exc:
+            return filter_parse(lines)
+        except EvaluationError as exc:
             raise forms.ValidationError(str(exc)) from None
 
     def clean(self):

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
-from turingtest.library import services
+from turingtest.library.checkpoints import checkpoint_register
 from turingtest.library.forms import BatchScheduleForm, CheckpointUploadForm, ImportUploadForm, upload_to_temp
 from turingtest.library.models import (
     Condition,
@@ -27,6 +27,9 @@ from turingtest.library.models import (
     Image,
     ImportJob,
 )
+from turingtest.library.rendering import batch_preview
+from turingtest.library.scheduling import batch_cancel, batch_schedule, import_job_create
+from turingtest.library.store import LibraryError
 
 
 def _progress_bar(*, url: str, done: int, total: int, status: str) -> str:
@@ -128,10 +131,10 @@ class GeneratorCheckpointAdmin(admin.ModelAdmin):
             path = upload_to_temp(upload, ".pt")
             try:
                 before = GeneratorCheckpoint.objects.count()
-                checkpoint = services.checkpoint_register(
+                checkpoint = checkpoint_register(
                     path=path, name=form.cleaned_data["name"] or upload.name.rsplit(".", 1)[0]
                 )
-            except services.LibraryError as exc:
+            except LibraryError as exc:
                 form.add_error("file", f"Rejected: {exc}")
             else:
                 if GeneratorCheckpoint.objects.count() == before:
@@ -222,7 +225,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
     def cancel_batches(self, request: HttpRequest, queryset) -> None:
         n_batches = 0
         for batch in queryset:
-            if services.batch_cancel(batch=batch) or batch.status == GenerationBatch.Status.CANCELLED:
+            if batch_cancel(batch=batch) or batch.status == GenerationBatch.Status.CANCELLED:
                 n_batches += 1
         self.message_user(request, f"Cancelled {n_batches} batch(es).")
 
@@ -240,7 +243,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             if request.POST.get("action") == "schedule":
                 try:
-                    batch = services.batch_schedule(
+                    batch = batch_schedule(
                         checkpoint=data["checkpoint"],
                         count=data["count"],
                         seed=data["seed"],
@@ -250,7 +253,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
                         priority=data["priority"],
                         created_by=request.user,
                     )
-                except services.LibraryError as exc:
+                except LibraryError as exc:
                     messages.error(request, f"Not scheduled: {exc}")
                 else:
                     messages.success(
@@ -258,7 +261,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
                     )
                     return HttpResponseRedirect(reverse("admin:library_generationbatch_changelist"))
             try:
-                pngs = services.batch_preview(
+                pngs = batch_preview(
                     checkpoint=data["checkpoint"],
                     distribution=data["distribution"],
                     seed=data["seed"],
@@ -339,14 +342,14 @@ class ImportJobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                job = services.import_job_create(
+                job = import_job_create(
                     archive=data["archive"],
                     format=data["format"],
                     manifest_name=data["manifest_name"],
                     dry_run=data["dry_run"],
                     user=request.user,
                 )
-            except services.LibraryError as exc:
+            except LibraryError as exc:
                 messages.error(request, f"Not started: {exc}")
             else:
                 messages.success(request, f"Import {job.pk} started ({job.status}).")

@@ -14,8 +14,11 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
+from turingtest.library.imports import IMPORT_FORMATS
 from turingtest.library.models import GeneratorCheckpoint
-from turingtest.library.services import DEFAULT_CHUNK_SIZE, IMPORT_FORMATS
+from turingtest.library.rendering import distribution_validate
+from turingtest.library.scheduling import DEFAULT_CHUNK_SIZE
+from turingtest.library.store import LibraryError
 
 
 def parse_weights(text: str, *, key_type: type = str, field: str = "weights") -> dict[Any, float]:
@@ -150,8 +153,6 @@ class BatchScheduleForm(forms.Form):
             fitzpatrick=data.get("fitzpatrick", "") if not data.get("skin_rgbs", "").strip() else "",
             skin_rgbs=data.get("skin_rgbs", ""),
         )
-        from turingtest.library.services import LibraryError, distribution_validate
-
         try:
             distribution_validate(checkpoint=checkpoint, distribution=data["distribution"])
         except LibraryError as exc:

@@ -1,4 +1,6 @@
-"""Thin Celery tasks: load a row by primary key, call one service, record failures on rows.
+"""Thin Celery tasks: load a row by primary key, run the work, record failures on rows.
+
+Tasks import the work they run (``rendering``, ``imports``); only ``scheduling`` imports tasks.
 
 ``render_chunk`` runs on queue ``gpu`` (``CELERY_TASK_ROUTES``); it is idempotent
 (``chunk_render`` skips stored indexes), acknowledged late and rejected when the
@@ -14,8 +16,9 @@ import time
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from turingtest.library import services
+from turingtest.library.imports import import_job_run
 from turingtest.library.models import ImportJob
+from turingtest.library.rendering import chunk_fail, chunk_render
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     """Errors worth retrying: the database or storage blinked, or the GPU ran out of memory."""
     errors: list[type[BaseException]] = [OperationalError, InterfaceError, ConnectionError, TimeoutError]
     try:
-        import torch
+        import torch  # here, not at the top: the web process and the Celery parent never load torch
 
         errors.append(torch.cuda.OutOfMemoryError)
     except (ImportError, AttributeError):  # pragma: no cover
@@ -45,12 +48,10 @@ def render_chunk(self, *, chunk_pk: int) -> str:
     attempt = self.request.retries
     while True:
         try:
-            return services.chunk_render(chunk_pk=chunk_pk)
+            return chunk_render(chunk_pk=chunk_pk)
         except _transient_errors() as exc:
             if attempt >= self.max_retries:
-                services.chunk_fail(
-                    chunk_pk=chunk_pk, error=f"gave up after {self.max_retries} retries: {exc}"
-                )
+                chunk_fail(chunk_pk=chunk_pk, error=f"gave up after {self.max_retries} retries: {exc}")
                 return "failed"
             countdown = backoff_seconds(attempt)
             logger.warning("chunk %s: transient error, retry in %ss: %s", chunk_pk, countdown, exc)
@@ -61,11 +62,11 @@ def render_chunk(self, *, chunk_pk: int) -> str:
             attempt += 1
         except Exception as exc:
             logger.exception("chunk %s failed", chunk_pk)
-            services.chunk_fail(chunk_pk=chunk_pk, error=f"{type(exc).__name__}: {exc}")
+            chunk_fail(chunk_pk=chunk_pk, error=f"{type(exc).__name__}: {exc}")
             return "failed"
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def import_images(*, job_pk: int) -> str:
     job = ImportJob.objects.get(pk=job_pk)
-    return services.import_job_run(job=job).status
+    return import_job_run(job=job).status

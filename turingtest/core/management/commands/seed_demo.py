@@ -19,7 +19,8 @@ from django.db import transaction
 from generator.data import procedural_sample
 from turingtest.core import roles
 from turingtest.library.models import Image
-from turingtest.library.services import batch_wait, demo_batch_render, image_store
+from turingtest.library.scheduling import batch_wait, demo_batch_render
+from turingtest.library.store import image_store
 from turingtest.studies.models import Presentation, RaterProfile, Study
 from turingtest.studies.rating import (
     Answer,

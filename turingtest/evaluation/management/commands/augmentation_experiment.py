@@ -10,11 +10,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generator.augment import config_arguments, config_option_names
 from generator.options import comma_list
-from turingtest.evaluation import services
+from turingtest.evaluation import runs, services
 from turingtest.evaluation.models import AugmentationRun
+from turingtest.evaluation.selection import EvaluationError, filter_parse
+from turingtest.evaluation.services import RUN_COLUMNS
+from turingtest.library.checkpoints import checkpoint_register
 from turingtest.library.models import GenerationBatch, GeneratorCheckpoint
-
-RUN_COLUMNS = ("conditions", "ratio", "seed")
+from turingtest.library.store import LibraryError
 
 
 class Command(BaseCommand):
@@ -44,8 +46,6 @@ class Command(BaseCommand):
             if ckpt is None:
                 raise CommandError(f"no checkpoint {value}")
             return ckpt
-        from turingtest.library.services import LibraryError, checkpoint_register
-
         try:
             return checkpoint_register(path=Path(value))
         except LibraryError as exc:
@@ -64,7 +64,7 @@ class Command(BaseCommand):
         config["progress"] = not opts["run_async"]  # tqdm bars on stderr while training here
         try:
             run = services.augmentation_run_create(
-                real_filter=services.filter_parse(opts["real_filter"]),
+                real_filter=filter_parse(opts["real_filter"]),
                 synthetic_batches=batches,
                 checkpoint=self._checkpoint(opts["checkpoint"]),
                 conditions=list(conditions or ()),
@@ -73,7 +73,7 @@ class Command(BaseCommand):
                 config=config,
                 enqueue=opts["run_async"],
             )
-        except services.EvaluationError as exc:
+        except EvaluationError as exc:
             raise CommandError(str(exc)) from None
         if opts["run_async"]:
             run.refresh_from_db()
@@ -81,7 +81,7 @@ class Command(BaseCommand):
                 raise CommandError(run.error)
             self.stdout.write(f"augmentation run {run.pk}")
             return
-        run = services.augmentation_run_execute(run_pk=run.pk)
+        run = runs.augmentation_run_execute(run_pk=run.pk)
         if run.status != AugmentationRun.Status.SUCCEEDED:
             raise CommandError(f"augmentation run {run.pk} failed: {run.error}")
         report = run.results

@@ -6,8 +6,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from turingtest.evaluation import services
+from turingtest.evaluation import runs, services
 from turingtest.evaluation.models import FidelityRun
+from turingtest.evaluation.selection import EvaluationError, filter_parse
 from turingtest.library.models import GenerationBatch
 
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--real-filter", action="append", default=[], metavar="KEY=V1,V2")
         parser.add_argument(
             "--extractor",
-            default=services.AUTO_CLASSIFIER,
+            default=runs.AUTO_CLASSIFIER,
             help="classifier:auto (default: the compact classifier trained on all real library images, cached), "
             "classifier:PATH, or inception[:PATH] (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)",
         )
@@ -54,10 +55,10 @@ class Command(BaseCommand):
             f"inception:{opts['inception_weights']}" if opts["inception_weights"] else opts["extractor"]
         )
         try:
-            synthetic_filter = services.filter_parse(opts["synthetic_filter"])
+            synthetic_filter = filter_parse(opts["synthetic_filter"])
             if opts["synthetic_batch"]:
                 synthetic_filter["batch"] = sorted(opts["synthetic_batch"])
-            real_filter = services.filter_parse(opts["real_filter"]) if opts["real_filter"] else None
+            real_filter = filter_parse(opts["real_filter"]) if opts["real_filter"] else None
             run = services.fidelity_run_create(
                 batch=batch,
                 real_filter=real_filter,
@@ -71,7 +72,7 @@ class Command(BaseCommand):
                 },
                 enqueue=opts["run_async"],
             )
-        except services.EvaluationError as exc:
+        except EvaluationError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"{len(run.real_image_ids)} real vs {len(run.synthetic_image_ids)} synthetic images, extractor {extractor}"
@@ -82,7 +83,7 @@ class Command(BaseCommand):
                 raise CommandError(run.error)
             self.stdout.write(f"fidelity run {run.pk}")
             return
-        run = services.fidelity_run_execute(run_pk=run.pk)
+        run = runs.fidelity_run_execute(run_pk=run.pk)
         if run.status != FidelityRun.Status.SUCCEEDED:
             raise CommandError(f"fidelity run {run.pk} failed: {run.error}")
         if opts["json"]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
-from turingtest.library.services import IMPORT_FORMATS, LibraryError, images_import
+from turingtest.library.imports import IMPORT_FORMATS, images_import
+from turingtest.library.store import LibraryError
 
 
 class Command(BaseCommand):
@@ -31,8 +33,6 @@ class Command(BaseCommand):
         parser.add_argument("--strict", action="store_true", help="Exit non-zero when any row is bad.")
 
     def handle(self, *args, **options) -> None:
-        from tqdm import tqdm
-
         bar = None
 
         def progress(done: int, total: int) -> None:

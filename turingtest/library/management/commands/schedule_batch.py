@@ -7,10 +7,14 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.forms import ValidationError
 from django.utils.dateparse import parse_datetime
+from tqdm import tqdm
 
-from turingtest.library import services
+from turingtest import queue
+from turingtest.library.checkpoints import checkpoint_register
 from turingtest.library.forms import distribution_from_options
 from turingtest.library.models import GenerationBatch, GeneratorCheckpoint
+from turingtest.library.scheduling import DEFAULT_CHUNK_SIZE, batch_schedule, batch_wait
+from turingtest.library.store import LibraryError
 
 
 class Command(BaseCommand):
@@ -40,7 +44,7 @@ class Command(BaseCommand):
             "--fitzpatrick", default="", help="Skin type mix '1=1,2=1,...' (default: uniform)."
         )
         parser.add_argument("--skin-rgb", default="", help="Explicit skin colours 'r,g,b;r,g,b' instead.")
-        parser.add_argument("--chunk-size", type=int, default=services.DEFAULT_CHUNK_SIZE)
+        parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
         parser.add_argument("--priority", type=int, default=0, help="0–9.")
         parser.add_argument("--start-at", default="", help="ISO date-time: do not start before.")
         parser.add_argument("--wait", action="store_true", help="Show progress until the batch finishes.")
@@ -55,8 +59,8 @@ class Command(BaseCommand):
             except GeneratorCheckpoint.DoesNotExist:
                 raise CommandError(f"no checkpoint with id {value}") from None
         try:
-            checkpoint = services.checkpoint_register(path=value, name=name)
-        except services.LibraryError as exc:
+            checkpoint = checkpoint_register(path=value, name=name)
+        except LibraryError as exc:
             raise CommandError(f"checkpoint rejected: {exc}") from None
         self.stdout.write(f"checkpoint {checkpoint.pk} {checkpoint.sha256[:12]} ({checkpoint.name})")
         return checkpoint
@@ -78,7 +82,7 @@ class Command(BaseCommand):
                 fitzpatrick="" if options["skin_rgb"] else (options["fitzpatrick"] or "1,2,3,4,5,6"),
                 skin_rgbs=options["skin_rgb"].replace(";", "\n"),
             )
-            batch = services.batch_schedule(
+            batch = batch_schedule(
                 checkpoint=checkpoint,
                 count=options["count"],
                 seed=options["seed"],
@@ -89,11 +93,9 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        except services.LibraryError as exc:
+        except LibraryError as exc:
             raise CommandError(str(exc)) from None
-        from turingtest.celery import app
-
-        if options["wait"] and not batch.is_finished and not app.conf.task_always_eager:
+        if options["wait"] and not batch.is_finished and not queue.is_eager():
             batch = self._wait(batch, options["timeout"], options["verbosity"])
         if batch.status == GenerationBatch.Status.FAILED:
             self.stderr.write(f"batch {batch.pk} failed: {batch.error}")
@@ -102,8 +104,6 @@ class Command(BaseCommand):
             raise CommandError(f"batch {batch.pk} failed")
 
     def _wait(self, batch: GenerationBatch, timeout: float | None, verbosity: int) -> GenerationBatch:
-        from tqdm import tqdm
-
         with tqdm(
             total=batch.count,
             unit="img",
@@ -116,7 +116,7 @@ class Command(BaseCommand):
                 bar.update(b.n_done - bar.n)
                 bar.set_postfix_str(b.status)
 
-            batch = services.batch_wait(batch=batch, timeout=timeout, on_progress=show)
+            batch = batch_wait(batch=batch, timeout=timeout, on_progress=show)
         if not batch.is_finished:
             raise CommandError(
                 f"batch {batch.pk} still {batch.status} after {timeout}s ({batch.n_done}/{batch.count})"
