@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.proportion import confint_proportions_2indep
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from turingtest import stats
 from turingtest.stats import agreement, arrays, bootstrap, detection, proportions
@@ -128,8 +128,6 @@ def test_wilson_interval_contains_the_estimate_and_mirrors_under_complement(xn):
 )
 @settings(max_examples=60, deadline=None)
 def test_both_intervals_equal_statsmodels_proportion_confint(xn, confidence):
-    from statsmodels.stats.proportion import proportion_confint
-
     x, n = xn
     for method, sm in (("wilson", "wilson"), ("exact", "beta")):
         low, high = proportion_confint(x, n, alpha=1 - confidence, method=sm)
