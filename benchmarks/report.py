@@ -16,7 +16,8 @@ peak memory is the phase's own):
   (1,000 two-way bootstrap replicates included).
 
 Prints the best time of each and its peak resident memory above the process's size before
-the phase (``ru_maxrss``). ``build`` is ``read_rows`` + ``build_from_rows``, timed in parts in
+the phase (``ru_maxrss``). ``build`` is ``read_rows`` + ``load_study`` (the lookups) +
+``build_report`` (the statistics), timed in parts in
 the same run, so each build run also gives a paired ratio (build ÷ its own read) that noise
 between processes cannot skew; the headline ``report: ratio=<median paired ratio>
 target=<=2`` is the last line.
@@ -65,13 +66,13 @@ def _child(phase: str, study_id: int) -> None:
     connection.ensure_connection()
     before = _rss_mb()
     t0 = time.perf_counter()
-    # reports.build(study) is exactly read_rows + build_from_rows; timing the two parts in
+    # reports.build(study) is exactly read_rows + load_study + build_report; timing the parts in
     # the same run gives a paired ratio that machine noise between processes cannot skew.
     rows = reports.read_rows(study)
     t_read = time.perf_counter() - t0
     n = rows.n
     if phase == "build":
-        report = reports.build_from_rows(study, rows)
+        report = reports.build_report(reports.load_study(study), rows, generated_at="")
         n = report.meta.n_judgments_total
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -12,11 +12,13 @@ import uuid
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
 from tests.research_study import AWKWARD, add_bulk_judgments, build_small_study
-from turingtest import exports
+from turingtest import exports, reports
+from turingtest.exports import package, pgcopy, writers
 from turingtest.studies.models import Judgment, Presentation
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +139,7 @@ def test_jsonl_has_the_same_rows_and_keys_with_typed_values(small):
     for obj, row in zip(objs, rows):
         assert isinstance(obj["says_synthetic"], bool) and isinstance(obj["judgment_id"], int)
         for name, value in obj.items():
-            as_text = value if kinds[name] == "datetime" else exports._csv_value(kinds[name], value)
+            as_text = value if kinds[name] == "datetime" else writers._csv_value(kinds[name], value)
             assert (as_text or "") == row[name], name
 
 
@@ -191,8 +193,8 @@ def _peak_while_streaming(study) -> tuple[int, int]:
 
 def test_export_memory_does_not_grow_with_the_number_of_judgments(small, monkeypatch):
     """Constant memory: four times the rows, about the same peak heap while streaming."""
-    monkeypatch.setattr(exports, "ITERATOR_CHUNK_ROWS", 200)
-    monkeypatch.setattr(exports, "COPY_CHUNK_BYTES", 32 * 1024)
+    monkeypatch.setattr(writers, "ITERATOR_CHUNK_ROWS", 200)
+    monkeypatch.setattr(pgcopy, "COPY_CHUNK_BYTES", 32 * 1024)
     add_bulk_judgments(small.study, 2000)
     n_small, peak_small = _peak_while_streaming(small.study)
     add_bulk_judgments(small.study, 6000)
@@ -219,8 +221,6 @@ def test_write_atomic_leaves_the_old_file_and_no_partial_file_on_failure(tmp_pat
 
 
 def test_the_study_package_holds_csv_report_config_with_hash_dictionary_and_readme(small):
-    from turingtest import reports
-
     buf = io.BytesIO()
     exports.write_package(small.study, buf)
     with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
@@ -259,14 +259,12 @@ def test_a_package_that_fails_midway_is_never_handed_out(small, monkeypatch):
         yield b"judgment_id\n"
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(exports, "iter_export", broken)
+    monkeypatch.setattr(package, "iter_export", broken)
     with pytest.raises(RuntimeError, match="boom"):
         exports.build_package_file(small.study, report_builder=lambda s: {"ok": True})
 
 
 def test_json_safe_turns_nan_and_numpy_into_plain_json():
-    import numpy as np
-
     out = exports.json_safe({"a": float("nan"), "b": np.float64(0.5), "c": np.arange(3), 4: (np.int64(2),)})
     assert out == {"a": None, "b": 0.5, "c": [0, 1, 2], "4": [2]}
     json.dumps(out, allow_nan=False)

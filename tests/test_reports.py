@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 
+import krippendorff
 import numpy as np
 import pytest
 import statsmodels.stats.inter_rater as ir
@@ -21,6 +22,7 @@ from scipy import stats as sps
 from tests.factories import StudyFactory
 from tests.report_study import ANSWERS, make_study
 from turingtest import reports
+from turingtest.reports.build import _response_times
 
 pytestmark = pytest.mark.django_db
 
@@ -98,8 +100,6 @@ def test_agreement_statistics_match_the_libraries_on_the_hand_built_tables(known
     det = report.agreement.detection
     assert det.fleiss_kappa == pytest.approx(ir.fleiss_kappa(table))
     assert (det.fleiss_n_images, det.fleiss_raters_per_image, det.n_raters) == (8, 3, 3)
-    import krippendorff
-
     data = np.array([ANSWERS[n] for n in ("R1", "R2", "R3")], dtype=float)
     assert det.krippendorff_alpha == pytest.approx(krippendorff.alpha(data, level_of_measurement="nominal"))
 
@@ -235,7 +235,7 @@ def test_response_time_quantiles_equal_numpy_quantile_per_group():
     rt[rng.random(500) < 0.1] = np.nan
     truth = rng.random(500) < 0.5
     correct = rng.random(500) < 0.7
-    result = reports._response_times(rt, truth, correct)
+    result = _response_times(rt, truth, correct)
     group = {(g.kind, g.correct): g for g in result.groups}[("synthetic", False)]
     values = rt[truth & ~correct]
     values = values[np.isfinite(values)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.factories import StudyFactory
 from tests.research_study import build_small_study
 from turingtest import reports, stats
 from turingtest.research import plots
@@ -52,8 +53,6 @@ def test_every_plot_renders_from_the_real_report_and_the_roc_matches_its_auc():
 
 @pytest.mark.django_db
 def test_an_empty_study_has_no_plots_and_render_says_so():
-    from tests.factories import StudyFactory
-
     study = StudyFactory()
     report = reports.build(study).to_dict()
     assert plots.available(report) == []

@@ -1,7 +1,7 @@
 """Server-rendered plots of a study report (matplotlib, Agg backend, SVG and PNG).
 
 Each plot is a function of the report dict (``reports.build(study).to_dict()``, schema in
-``turingtest/reports.py``); the ROC curve also needs the ordinal ratings themselves, which
+``turingtest/reports/schema.py``); the ROC curve also needs the ordinal ratings themselves, which
 it reads through ``reports.read_rows`` (the report's own one query), so it plots exactly
 the confidence-signed ratings the report's AUC was computed from.
 
@@ -22,6 +22,10 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from turingtest import reports  # noqa: E402
+from turingtest.library.models import Image  # noqa: E402
+from turingtest.studies.models import RaterProfile  # noqa: E402
 
 CONTENT_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 CHANCE_COLOUR = "#b3261e"
@@ -106,10 +110,6 @@ def signed_ratings(study: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     Same convention as the report: +c for "synthetic", −c for "real", a missing confidence
     counts as 1.
     """
-    from turingtest import reports
-    from turingtest.library.models import Image
-    from turingtest.studies.models import RaterProfile
-
     rows = reports.read_rows(study)
     if rows.n == 0:
         return {}

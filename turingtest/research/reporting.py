@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.cache import cache
 
-from turingtest.exports import json_safe
+from turingtest import reports
+from turingtest.jsonsafe import json_safe
 from turingtest.research.progress import state_key
 from turingtest.studies.models import Study
 
@@ -19,8 +20,6 @@ REPORT_TIMEOUT_S = 24 * 3600
 
 
 def study_report(study: Study) -> dict[str, Any]:
-    from turingtest import reports
-
     key = f"research:report:v1:{state_key(study)}"
     report = cache.get(key)
     if report is None:

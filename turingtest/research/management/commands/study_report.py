@@ -1,6 +1,6 @@
 """``python manage.py study_report STUDY [--format json|csv|html] [--output PATH]``.
 
-json: the ``StudyReport.to_dict()`` tree (schema in ``turingtest/reports.py``).
+json: the ``StudyReport.to_dict()`` tree (schema in ``turingtest/reports/schema.py``).
 csv:  tidy rows ``section,subject,statistic,value`` — one statistic per line, e.g.
       ``detection.per_rater,<pseudonym>,detection.accuracy.ci_low,0.41``
       (see ``turingtest.reports.tidy_rows``).

@@ -1,0 +1,283 @@
+"""The export's one column list, ``COLUMNS``: header, queryset and data dictionary read it.
+
+Each ``Column`` names its value type, the ORM expression that reads it and what it
+means; the CSV header, both writers, the data dictionary and the tests all come from
+this list, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Q,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from turingtest.studies.models import Judgment, Study
+
+_P = "presentation"
+_IMG = "presentation__item__image"
+_RATER = "presentation__assignment__rater"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One export column: its name, value type, how to read it, and what it means."""
+
+    name: str
+    kind: str  # int | float | text | bool | datetime
+    expr: Any  # an ORM expression evaluated on Judgment
+    description: str
+    identities_only: bool = False
+
+
+def _json_text(key: str, field: str) -> KeyTextTransform:
+    return KeyTextTransform(key, field)
+
+
+def _is_correct() -> Case:
+    synthetic = Q(**{f"{_IMG}__kind": "synthetic"})
+    return Case(
+        When(Q(says_synthetic=True) & synthetic, then=Value(True)),
+        When(Q(says_synthetic=False) & ~synthetic, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+
+
+def _bbox(i: int) -> Cast:
+    return Cast(_json_text(str(i), f"{_IMG}__lesion_bbox"), FloatField())
+
+
+def _judgment_has(field: str) -> bool:
+    return any(f.name == field for f in Judgment._meta.get_fields())
+
+
+_COLUMNS: list[Column | None] = [
+    Column("judgment_id", "int", F("id"), "Primary key of the judgment (stable across exports)."),
+    Column("study_id", "int", F(f"{_P}__assignment__study_id"), "The study."),
+    Column(
+        "assignment_id",
+        "int",
+        F(f"{_P}__assignment_id"),
+        "The rater's run through this study: one per rater and study, a pseudonymous rater key.",
+    ),
+    Column(
+        "rater_pseudonym",
+        "text",
+        F(f"{_RATER}__rater_profile__pseudonym"),
+        "Random pseudonym of the rater (RaterProfile.pseudonym); empty if the rater has no profile.",
+    ),
+    Column(
+        "rater_username",
+        "text",
+        F(f"{_RATER}__username"),
+        "Login name. Only present when an admin exported identities.",
+        identities_only=True,
+    ),
+    Column(
+        "rater_email",
+        "text",
+        F(f"{_RATER}__email"),
+        "E-mail address. Only present when an admin exported identities.",
+        identities_only=True,
+    ),
+    Column(
+        "rater_role",
+        "text",
+        F(f"{_RATER}__rater_profile__role"),
+        "Professional role: dermatologist, resident, clinician or other.",
+    ),
+    Column(
+        "rater_years_experience",
+        "int",
+        F(f"{_RATER}__rater_profile__years_experience"),
+        "Years of professional experience, as the rater declared it.",
+    ),
+    Column("item_id", "int", F(f"{_P}__item_id"), "The study item (image in the study's pool)."),
+    Column(
+        "image_public_token",
+        "text",
+        F(f"{_IMG}__public_token"),
+        "Opaque random token of the library image (Image.public_token); joins repeats and raters.",
+    ),
+    Column(
+        "presentation_position",
+        "int",
+        F(f"{_P}__position"),
+        "0-based position in the rater's sequence (tutorial positions included in the count).",
+    ),
+    Column(
+        "is_repeat",
+        "bool",
+        ExpressionWrapper(Q(**{f"{_P}__repeat_of__isnull": False}), output_field=BooleanField()),
+        "true when this showing repeats an earlier one (test-retest item).",
+    ),
+    Column(
+        "repeat_of_position",
+        "int",
+        F(f"{_P}__repeat_of__position"),
+        "For repeats, the position of the first showing; empty otherwise.",
+    ),
+    Column(
+        "is_anchor",
+        "bool",
+        F(f"{_P}__item__is_anchor"),
+        "true for anchor items every rater sees.",
+    ),
+    Column("truth_kind", "text", F(f"{_IMG}__kind"), "Ground truth: real or synthetic."),
+    Column(
+        "truth_condition",
+        "text",
+        F(f"{_IMG}__condition__code"),
+        "Ground-truth condition code (fixtures/conditions.json, e.g. MEL, BCC, NEV).",
+    ),
+    Column("fitzpatrick", "int", F(f"{_IMG}__fitzpatrick"), "Fitzpatrick skin type 1-6; empty if unknown."),
+    Column(
+        "lesion_area_fraction",
+        "float",
+        F(f"{_IMG}__lesion_area_fraction"),
+        "Lesion area as a fraction of the image (0-1); empty if unknown.",
+    ),
+    Column("lesion_bbox_x0", "float", _bbox(0), "Lesion bounding box, left edge as an image fraction."),
+    Column("lesion_bbox_y0", "float", _bbox(1), "Lesion bounding box, top edge as an image fraction."),
+    Column("lesion_bbox_x1", "float", _bbox(2), "Lesion bounding box, right edge as an image fraction."),
+    Column("lesion_bbox_y1", "float", _bbox(3), "Lesion bounding box, bottom edge as an image fraction."),
+    Column(
+        "synthetic_batch",
+        "text",
+        _json_text("batch", f"{_IMG}__provenance"),
+        "Generation batch that rendered the image (provenance.batch); empty for real images.",
+    ),
+    Column(
+        "synthetic_index",
+        "int",
+        Cast(_json_text("index", f"{_IMG}__provenance"), BigIntegerField()),
+        "Index of the image within its batch (provenance.index).",
+    ),
+    Column(
+        "synthetic_seed",
+        "int",
+        Cast(_json_text("seed", f"{_IMG}__provenance"), BigIntegerField()),
+        "Per-image seed (provenance.seed); procedural demo stand-ins carry one too.",
+    ),
+    Column(
+        "synthetic_checkpoint_sha256",
+        "text",
+        _json_text("checkpoint_sha256", f"{_IMG}__provenance"),
+        "sha256 of the generator checkpoint that rendered the image.",
+    ),
+    Column(
+        "says_synthetic", "bool", F("says_synthetic"), "The rater's call: true = synthetic, false = real."
+    ),
+    Column("is_correct", "bool", _is_correct(), "true when the call matches truth_kind."),
+    Column("confidence", "int", F("confidence"), "Confidence 1 (guess) to 5 (certain); empty if not asked."),
+    Column(
+        "diagnosis_code",
+        "text",
+        F("diagnosis__code"),
+        "Condition code the rater chose; empty if not asked or not answered.",
+    ),
+    Column("diagnosis_unsure", "bool", F("diagnosis_unsure"), "true when the rater ticked 'unsure'."),
+    Column("comment", "text", F("comment"), "Free-text comment; empty if none."),
+    Column(
+        "response_ms",
+        "int",
+        F("response_ms"),
+        "Milliseconds from image shown to answer given, measured in the browser.",
+    ),
+    Column(
+        "revision",
+        "int",
+        F("revision"),
+        "1 for a first answer; higher when an editable study's answer was changed.",
+    )
+    if _judgment_has("revision")
+    else None,
+    Column("shown_at", "datetime", F(f"{_P}__shown_at"), "Server time the image was first served (UTC)."),
+    Column("answered_at", "datetime", F("answered_at"), "Server time the answer was recorded (UTC)."),
+    Column("edited_at", "datetime", F("edited_at"), "Server time of the last edit (UTC); empty if never.")
+    if _judgment_has("edited_at")
+    else None,
+]
+COLUMNS: tuple[Column, ...] = tuple(c for c in _COLUMNS if c is not None)
+
+
+def columns(*, identities: bool = False) -> list[Column]:
+    """The export's columns, in order; identity columns only when asked for."""
+    return [c for c in COLUMNS if identities or not c.identities_only]
+
+
+def header(*, identities: bool = False) -> list[str]:
+    return [c.name for c in columns(identities=identities)]
+
+
+def judgment_queryset(study: Study, *, identities: bool = False):
+    """Rows of the export as tuples, in the column order, one per non-tutorial judgment.
+
+    Ordered by rater run, then position: the order a rater saw the images.
+    """
+    cols = columns(identities=identities)
+    aliases = {f"x_{c.name}": c.expr for c in cols}
+    return (
+        Judgment.objects.filter(**{f"{_P}__assignment__study": study, f"{_P}__is_tutorial": False})
+        .annotate(**aliases)
+        .order_by(f"{_P}__assignment_id", f"{_P}__position")
+        .values_list(*aliases)
+    )
+
+
+# --- data dictionary ----------------------------------------------------------------------
+
+_KIND_TEXT = {
+    "int": "integer",
+    "float": "decimal number",
+    "text": "text",
+    "bool": "true/false",
+    "datetime": "ISO 8601 UTC timestamp",
+}
+
+
+def data_dictionary_rows(*, identities: bool = False) -> list[dict[str, str]]:
+    return [
+        {"column": c.name, "type": _KIND_TEXT[c.kind], "description": c.description}
+        for c in columns(identities=identities)
+    ]
+
+
+def data_dictionary_csv(*, identities: bool = False) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["column", "type", "description"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(data_dictionary_rows(identities=identities))
+    return out.getvalue()
+
+
+def data_dictionary_markdown(*, identities: bool = False) -> str:
+    lines = [
+        "# Judgments export: data dictionary",
+        "",
+        "One row per judgment (tutorial answers excluded), ordered by rater run then position.",
+        "Booleans are `true`/`false`; timestamps ISO 8601 UTC; missing values are empty.",
+        "",
+        "| column | type | description |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{r['column']}` | {r['type']} | {r['description']} |"
+        for r in data_dictionary_rows(identities=identities)
+    ]
+    return "\n".join(lines) + "\n"

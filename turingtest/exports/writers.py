@@ -1,0 +1,164 @@
+"""The plain writers: CSV and JSON Lines from the ORM's chunked iterator, any database.
+
+Values are formatted in Python exactly as ``pgcopy``'s SQL formats them (a test compares
+both byte for byte on PostgreSQL); ``iter_export`` picks the writer and audits identity
+requests; ``write_atomic`` puts chunks into a file without leaving a partial one.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from turingtest.exports.columns import columns, judgment_queryset
+from turingtest.exports.pgcopy import copy_sql, iter_copy, uses_copy
+from turingtest.studies.models import Study
+
+audit_log = logging.getLogger("turingtest.audit")
+
+FORMATS = ("csv", "jsonl")
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+ITERATOR_CHUNK_ROWS = 1000
+
+
+# --- Python formatting (the iterator writer) --------------------------------------------
+
+
+def _fmt_float(v: float) -> str:
+    # PostgreSQL prints float8 in the shortest exact form, without a trailing ".0".
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _fmt_datetime(v: dt.datetime) -> str:
+    return v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _csv_value(kind: str, v: Any) -> str:
+    if v is None:
+        return ""
+    if kind == "bool":
+        return "true" if v else "false"
+    if kind == "datetime":
+        return _fmt_datetime(v)
+    if kind == "float":
+        return _fmt_float(v)
+    return str(v)
+
+
+def _json_value(kind: str, v: Any) -> Any:
+    if v is None:
+        return None
+    if kind == "bool":
+        return bool(v)
+    if kind == "datetime":
+        return _fmt_datetime(v)
+    if kind == "float":
+        return float(v)
+    if kind == "int":
+        return int(v)
+    return str(v) if str(v) != "" else None
+
+
+class _LineBuffer:
+    """csv.writer target that hands back what was written since the last take()."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, s: str) -> None:
+        self._parts.append(s)
+
+    def take(self) -> str:
+        out = "".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+def iter_csv_python(study: Study, *, identities: bool = False) -> Iterator[bytes]:
+    """CSV from the ORM's chunked iterator, formatted in Python (any database)."""
+    cols = columns(identities=identities)
+    kinds = [c.kind for c in cols]
+    buf = _LineBuffer()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([c.name for c in cols])
+    for n, row in enumerate(
+        judgment_queryset(study, identities=identities).iterator(chunk_size=ITERATOR_CHUNK_ROWS)
+    ):
+        writer.writerow([_csv_value(k, v) for k, v in zip(kinds, row)])
+        if n % 256 == 255:
+            yield buf.take().encode()
+    tail = buf.take()
+    if tail:
+        yield tail.encode()
+
+
+def iter_jsonl(study: Study, *, identities: bool = False) -> Iterator[bytes]:
+    """JSON Lines: one object per judgment, keys in column order, typed values."""
+    cols = columns(identities=identities)
+    names = [c.name for c in cols]
+    kinds = [c.kind for c in cols]
+    parts: list[str] = []
+    for row in judgment_queryset(study, identities=identities).iterator(chunk_size=ITERATOR_CHUNK_ROWS):
+        obj = {name: _json_value(k, v) for name, k, v in zip(names, kinds, row)}
+        parts.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+        parts.append("\n")
+        if len(parts) >= 512:
+            yield "".join(parts).encode()
+            parts.clear()
+    if parts:
+        yield "".join(parts).encode()
+
+
+def iter_csv(study: Study, *, identities: bool = False) -> Iterator[bytes]:
+    """The judgments CSV, by ``COPY`` on PostgreSQL, by the iterator writer elsewhere."""
+    if uses_copy():
+        return iter_copy(copy_sql(study, identities=identities))
+    return iter_csv_python(study, identities=identities)
+
+
+def iter_export(
+    study: Study, *, fmt: str, identities: bool = False, requested_by: str = ""
+) -> Iterator[bytes]:
+    """Entry point for every export: validates the format and audits identity requests."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if identities:
+        audit_log.warning(
+            "export with rater identities: study=%s format=%s requested_by=%s",
+            study.pk,
+            fmt,
+            requested_by or "command line",
+        )
+    if fmt == "csv":
+        return iter_csv(study, identities=identities)
+    return iter_jsonl(study, identities=identities)
+
+
+def write_atomic(path: Path, chunks: Iterable[bytes]) -> int:
+    """Write chunks to ``path`` through a temporary file in the same folder, then rename.
+
+    A failure midway leaves any earlier file at ``path`` untouched and no partial file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    total = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+                total += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return total

@@ -1,0 +1,391 @@
+"""The report as tables: one model for the HTML report and the results dashboard.
+
+``report_tables(report.to_dict())`` returns titled sections of ``Table``s whose cells keep
+their raw values (numbers, strings, ``None``, a ``Prop`` dict) or a small wrapper that
+says how to print them (``PValue``, ``Estimate``, ``Interval``). ``cell_text`` is the one
+formatter: three decimals, an en dash for a missing value, p-values that keep their order
+of magnitude, a proportion as ``0.625 [0.470, 0.760] (15/24)``. ``render.render_html``
+prints these tables as a page; ``turingtest.research.tables`` hands them to the dashboard
+template. The tidy CSV (``render.tidy_rows``) is not a view of these tables: it lists
+every statistic of ``to_dict()`` at full precision, which the display tables merge or
+leave out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from turingtest.reports.schema import N_CONVINCING
+
+MISSING = "–"
+
+
+@dataclass(frozen=True)
+class PValue:
+    """A p-value cell: below 0.001 it keeps its order of magnitude (1M judgments)."""
+
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An estimate with its interval: ``0.806 [0.640, 0.972]``."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An interval alone: ``[0.200, 0.400]``."""
+
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table; ``heading`` puts the title above it in the HTML report, ``note`` a line."""
+
+    key: str  # where the numbers live in to_dict(), e.g. "detection.per_rater"
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    heading: bool = False
+    note: str = ""
+
+    def text_rows(self, limit: int | None = None) -> list[list[str]]:
+        return [[cell_text(c) for c in row] for row in self.rows[:limit]]
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    tables: tuple[Table, ...]
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return MISSING
+    return f"{value + 0.0:.{digits}f}".replace("-0.000", "0.000")
+
+
+def _p_value(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    if value < 0.001:
+        return "<1e-300" if value < 1e-300 else f"{value:.1e}"
+    return f"{value:.3f}"
+
+
+def cell_text(value: Any) -> str:
+    """The one way a report value is printed in a table cell."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, PValue):
+        return _p_value(value.value)
+    if isinstance(value, Estimate):
+        if value.value is None:
+            return MISSING
+        return f"{_number(value.value)} [{_number(value.low)}, {_number(value.high)}]"
+    if isinstance(value, Interval):
+        return f"[{_number(value.low)}, {_number(value.high)}]"
+    if isinstance(value, dict) and "proportion" in value:  # a Prop of the schema
+        return (
+            f"{value['proportion']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}] "
+            f"({value['successes']}/{value['n']})"
+        )
+    return str(value)
+
+
+DETECTION_HEADERS = (
+    "n",
+    "accuracy [95% CI]",
+    "p vs 50%",
+    "sensitivity",
+    "specificity",
+    "d′",
+    "c",
+    "AUC [CI]",
+)
+
+
+def _detection_cells(det: dict[str, Any]) -> tuple[Any, ...]:
+    auc, acc = det["auc"], det["accuracy"]
+    return (
+        det["n"],
+        acc,
+        PValue(None if acc is None else acc["p_value"]),
+        det["sensitivity"],
+        det["specificity"],
+        det["d_prime"],
+        det["criterion_c"],
+        None if auc is None else Estimate(auc["auc"], auc["ci_low"], auc["ci_high"]),
+    )
+
+
+def _comparison_cells(c: dict[str, Any] | None) -> tuple[Any, ...]:
+    if c is None:
+        return (None, None, None)
+    return (Estimate(c["difference"], c["ci_low"], c["ci_high"]), PValue(c["fisher_p"]), PValue(c["chi2_p"]))
+
+
+def _correct_label(correct: bool | None) -> str:
+    return "all" if correct is None else ("correct" if correct else "wrong")
+
+
+def _rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(r) for r in rows)
+
+
+def _detection_section(d: dict[str, Any]) -> Section:
+    det = d["detection"]
+    hype = det["hype"]
+    hype_rows = [
+        (name, b["estimate"], Interval(b["ci_low"], b["ci_high"]))
+        for name, b in (("all images", hype["error_rate"]), ("real images", hype["real_error_rate"]),
+                        ("synthetic images", hype["synthetic_error_rate"]))
+        if b is not None
+    ]  # fmt: skip
+    return Section(
+        "Detection: can raters tell synthetic from real?",
+        (
+            Table(
+                "detection.pooled",
+                "Pooled",
+                ("", *DETECTION_HEADERS),
+                (("pooled", *_detection_cells(det["pooled"])),),
+            ),
+            Table(
+                "detection.hype",
+                "HYPE∞ error rate",
+                (
+                    "HYPE∞ error rate (0.5 = indistinguishable)",
+                    "estimate",
+                    "95% CI (raters × images bootstrap)",
+                ),
+                _rows(hype_rows),
+            ),
+            Table(
+                "detection.per_rater",
+                "Per rater",
+                ("rater", "role", "years", *DETECTION_HEADERS),
+                _rows(
+                    (r["rater"], r["role"], r["years_experience"], *_detection_cells(r["detection"]))
+                    for r in det["per_rater"]
+                ),
+                heading=True,
+            ),
+        ),
+    )
+
+
+def _agreement_section(d: dict[str, Any]) -> Section:
+    ag = d["agreement"]
+    s = ag["pairwise_kappa"]["summary"]
+    tr = ag["test_retest"]
+    return Section(
+        "Agreement",
+        (
+            Table(
+                "agreement",
+                "Fleiss' κ and Krippendorff's α",
+                ("answer", "images", "raters", "Fleiss' κ", "images used (ratings each)", "Krippendorff's α"),
+                _rows(
+                    (
+                        name,
+                        a["n_images"],
+                        a["n_raters"],
+                        a["fleiss_kappa"],
+                        f"{a['fleiss_n_images']} ({cell_text(a['fleiss_raters_per_image'])})",
+                        a["krippendorff_alpha"],
+                    )
+                    for name, a in (("real/synthetic", ag["detection"]), ("diagnosis", ag["diagnosis"]))
+                ),
+            ),  # fmt: skip
+            Table(
+                "agreement.test_retest",
+                "Test–retest",
+                ("test–retest", "pairs", "agreement [CI]", "κ", "diagnosis agreement"),
+                _rows(
+                    [
+                        (
+                            "pooled",
+                            tr["pooled"]["n_pairs"],
+                            tr["pooled"]["agreement"],
+                            tr["pooled"]["kappa"],
+                            tr["pooled"]["diagnosis_agreement"],
+                        )
+                    ]
+                    + [
+                        (r["rater"], r["n_pairs"], r["agreement"], r["kappa"], r["diagnosis_agreement"])
+                        for r in tr["per_rater"]
+                    ]
+                ),
+                note=(
+                    f"Pairwise Cohen's κ over {s['n_pairs']} rater pairs: mean {cell_text(s['mean'])}, median "
+                    f"{cell_text(s['median'])}, range {cell_text(s['min'])} to {cell_text(s['max'])}."
+                ),
+            ),  # fmt: skip
+        ),
+    )
+
+
+def _diagnosis_section(d: dict[str, Any]) -> Section:
+    dx = d["diagnosis"]
+    labels = dx["confusion"]["labels"]
+    confusion = tuple(
+        Table(
+            f"diagnosis.confusion.{kind}",
+            f"Confusion matrix, {kind} images (rows: true, columns: answered)",
+            ("true \\ answered", *labels),
+            _rows((t, *row) for t, row in zip(labels, dx["confusion"][kind], strict=True)),
+            heading=True,
+        )
+        for kind in ("real", "synthetic")
+    )
+    return Section(
+        "Diagnosis: do synthetic images carry their condition?",
+        (
+            Table(
+                "diagnosis.per_condition",
+                "Diagnosis accuracy, real vs synthetic",
+                (
+                    "condition",
+                    "real accuracy",
+                    "synthetic accuracy",
+                    "real − synthetic [CI]",
+                    "Fisher p",
+                    "χ² p",
+                ),
+                _rows(
+                    [
+                        (
+                            "all",
+                            dx["overall"]["real"],
+                            dx["overall"]["synthetic"],
+                            *_comparison_cells(dx["overall"]["comparison"]),
+                        )
+                    ]
+                    + [
+                        (c["condition"], c["real"], c["synthetic"], *_comparison_cells(c["comparison"]))
+                        for c in dx["per_condition"]
+                    ]
+                ),
+                note=(
+                    f"{dx['n_answered']} diagnoses answered, {dx['n_unanswered']} unanswered, {dx['n_unsure']} "
+                    f"marked unsure; {dx['n_choices']} choices (chance {cell_text(1 / dx['n_choices'])})."
+                ),
+            ),  # fmt: skip
+            Table(
+                "diagnosis.embodiment",
+                "Embodiment of the intended condition",
+                (
+                    "condition",
+                    "synthetic images",
+                    "answers",
+                    "named the intended condition",
+                    "images with it as modal answer",
+                ),
+                _rows(
+                    (e["condition"], e["n_images"], e["n_answered"], e["rate"], e["n_images_majority"])
+                    for e in dx["embodiment"]
+                ),
+            ),  # fmt: skip
+            *confusion,
+        ),
+    )
+
+
+def _images_section(d: dict[str, Any]) -> Section:
+    im = d["images"]
+    syn_rows = sorted(
+        (r for r in im["per_image"] if r["fooling_rate"] is not None), key=lambda r: -r["fooling_rate"]
+    )
+    hist = im["fooling_rate_histogram"]
+
+    def convincing(title: str, rows: list[dict[str, Any]]) -> Table:
+        return Table(
+            "images.per_image",
+            title.capitalize(),
+            (title, "condition", "raters", "fooling rate"),
+            _rows((r["token"], r["condition"], r["n"], r["fooling_rate"]) for r in rows[:N_CONVINCING]),
+        )
+
+    return Section(
+        "Images",
+        (
+            convincing("most convincing synthetic images", syn_rows),
+            convincing("least convincing synthetic images", syn_rows[::-1]),
+            Table(
+                "images.fooling_rate_histogram",
+                "Fooling rates",
+                ("fooling rate bin", "synthetic images"),
+                _rows(
+                    (f"{hist['edges'][k]:.1f}–{hist['edges'][k + 1]:.1f}", c)
+                    for k, c in enumerate(hist["counts"])
+                ),
+            ),
+        ),
+    )
+
+
+def report_tables(d: dict[str, Any]) -> tuple[Section, ...]:
+    """The report's sections and tables, in reading order (``d`` is ``to_dict()``)."""
+    progress = d["progress"]
+    rt = d["response_times"]
+    return (
+        Section("Progress", (Table("progress", "Progress", tuple(progress), (tuple(progress.values()),)),)),
+        _detection_section(d),
+        _agreement_section(d),
+        _diagnosis_section(d),
+        _images_section(d),
+        Section(
+            "Detection by group",
+            tuple(
+                Table(
+                    f"breakdowns.{name}",
+                    name.replace("_", " "),
+                    (name, *DETECTION_HEADERS),
+                    _rows((g["group"], *_detection_cells(g["detection"])) for g in rows),
+                    heading=True,
+                )
+                for name, rows in d["breakdowns"].items()
+            ),
+        ),
+        Section(
+            "Response times (ms)",
+            (
+                Table(
+                    "response_times.groups",
+                    "Response times (ms)",
+                    (
+                        "images",
+                        "answers",
+                        "n",
+                        "missing",
+                        "mean",
+                        *[f"q{int(q * 100)}" for q in rt["quantiles"]],
+                    ),
+                    _rows(
+                        (
+                            g["kind"],
+                            _correct_label(g["correct"]),
+                            g["n"],
+                            g["n_missing"],
+                            g["mean_ms"],
+                            *(g["q_ms"] or [None] * len(rt["quantiles"])),
+                        )
+                        for g in rt["groups"]
+                    ),
+                ),  # fmt: skip
+            ),
+        ),
+    )
