@@ -13,12 +13,13 @@ import os
 import shutil
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.base import File
 from django.db import IntegrityError
 
+from turingtest.jsonsafe import json_safe
 from turingtest.library.models import GeneratorCheckpoint
 from turingtest.library.store import LibraryError, files_delete
 
@@ -66,7 +67,7 @@ def checkpoint_register(*, path: Path | str, name: str = "") -> GeneratorCheckpo
         sha256=sha256,
         size_bytes=path.stat().st_size,
         config=ckpt.config.to_dict(),
-        metadata=_json_safe(ckpt.metadata),
+        metadata=json_safe(ckpt.metadata),
     )
     with open(path, "rb") as fh:
         checkpoint.file.save(path.name, File(fh), save=False)  # streamed: checkpoints can be large
@@ -76,16 +77,6 @@ def checkpoint_register(*, path: Path | str, name: str = "") -> GeneratorCheckpo
         files_delete(checkpoint.file.name)
         return GeneratorCheckpoint.objects.get(sha256=sha256)
     return checkpoint
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
 
 
 def checkpoint_local_path(checkpoint: GeneratorCheckpoint) -> Path:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from itertools import islice
 
 import numpy as np
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 
 from turingtest.library.models import Condition, Image
 from turingtest.reports.inputs import Images, Rows, StudyData
-from turingtest.studies.models import Assignment, Invitation, Judgment, RaterProfile, Study
+from turingtest.studies.models import Judgment, RaterProfile, Study
+from turingtest.studies.progress import study_progress
 
 ROW_FIELDS = (
     "presentation_id",
@@ -85,15 +86,7 @@ def _images(study: Study) -> Images:
 def load_study(study: Study) -> StudyData:
     """The study's lookups (a constant number of small queries)."""
     conditions = {pk: (code, name) for pk, code, name in Condition.objects.values_list("pk", "code", "name")}
-    # Progress counts: research/progress.py and studies/views.py count the same rows.
-    assignments = Assignment.objects.filter(study=study).aggregate(
-        n=Count("pk"),
-        started=Count("pk", filter=Q(started_at__isnull=False)),
-        finished=Count("pk", filter=Q(finished_at__isnull=False)),
-    )
-    invitations = Invitation.objects.filter(study=study).aggregate(
-        n=Count("pk"), used=Count("pk", filter=Q(used_at__isnull=False))
-    )
+    progress = study_progress(study)  # the one count the study page and dashboard also show
     profiles = {
         user_id: (pseudonym, role, years)
         for user_id, pseudonym, role, years in RaterProfile.objects.filter(
@@ -111,9 +104,9 @@ def load_study(study: Study) -> StudyData:
         n_choices=study.conditions.count() or len(conditions) or 1,
         profiles=profiles,
         roles=tuple(RaterProfile.Role.values),
-        n_invited=int(invitations["n"]),
-        n_invitations_used=int(invitations["used"]),
-        n_assignments=int(assignments["n"]),
-        n_started=int(assignments["started"]),
-        n_finished=int(assignments["finished"]),
+        n_invited=progress.n_invited,
+        n_invitations_used=progress.n_invitations_used,
+        n_assignments=progress.n_assignments,
+        n_started=progress.n_started,
+        n_finished=progress.n_finished,
     )
