@@ -32,8 +32,23 @@ from scipy import sparse, special
 from scipy import stats as sps
 from statsmodels.stats import inter_rater
 
+from turingtest.stats.reader_study import (  # noqa: E402, F401  (reader-study estimators, issue 11)
+    CrossedEstimate,
+    ReaderStudyAccuracy,
+    VarianceComponents,
+    crossed_mean,
+    reader_study_accuracy,
+    reader_study_auc,
+)
+
 __all__ = [
     "AucResult",
+    "CrossedEstimate",
+    "ReaderStudyAccuracy",
+    "VarianceComponents",
+    "crossed_mean",
+    "reader_study_accuracy",
+    "reader_study_auc",
     "BootstrapResult",
     "DPrime",
     "Interval",
