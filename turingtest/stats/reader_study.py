@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
+
+Method = Literal["logit", "hillis"]
 
 __all__ = [
     "CrossedEstimate",
@@ -106,6 +110,12 @@ def _confidence(confidence: float) -> float:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     return float(confidence)
+
+
+def _method(method: str) -> Method:
+    if method not in ("logit", "hillis"):
+        raise ValueError(f"method must be 'logit' or 'hillis', got {method!r}")
+    return method  # type: ignore[return-value]
 
 
 def _aligned(**arrays: object) -> dict[str, np.ndarray]:
@@ -249,7 +259,7 @@ def crossed_mean(
     >>> correct = np.array([1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1])
     >>> est = crossed_mean(correct, rater, image, null=0.5)
     >>> round(est.estimate, 3), round(est.se, 3), round(est.df, 1)
-    (0.75, 0.154, 3.0)
+    (0.75, 0.186, 2.6)
     """
     confidence = _confidence(confidence)
     arrs = _aligned(values=values, rater=rater, image=image)
@@ -318,7 +328,7 @@ def _satterthwaite(v_a: float, v_b: float, v_e: float, df_a: int, df_b: int, df_
         terms.append((v_e, df_e))  # with 2 mean squares it enters negatively; alone it is the error
     denom = sum(m**2 / d for m, d in terms)
     total = v_a + v_b + v_e
-    return math.inf if denom == 0 else total**2 / denom
+    return math.inf if denom == 0 else float(total**2 / denom)
 
 
 # --------------------------------------------------------------------------- reader-averaged figures of merit
@@ -389,38 +399,75 @@ def _keep_raters_with_both_kinds(cells: _Cells) -> _Cells:
 def _or_hillis(
     theta: np.ndarray,
     delta: np.ndarray,
-    cell_rater: np.ndarray,
-    cell_image: np.ndarray,
-    n_images: int,
+    cells: _Cells,
+    keep: np.ndarray | None,
     confidence: float,
-    null: float,
+    method: Method,
 ) -> CrossedEstimate:
     r"""Obuchowski–Rockette / Hillis single-modality interval for the mean of per-rater θ_j.
 
-    ``delta`` holds, per cell (j, k), the jackknife difference θ_j^(−k) − θ_j (0 where j
-    did not see k). With K_j the images rater j saw, the jackknife covariance of θ_j, θ_j'
-    is Σ_k u_jk u_j'k with u_jk = δ_jk·sqrt((K_j−1)/K_j): the usual (K−1)/K Σ δδ when
-    everybody saw the same K images (the statistics used here have Σ_k δ_jk = 0, so no
-    centring term). Var_err is its mean diagonal, Cov2 its mean off-diagonal; both come
-    from per-image and per-rater sums, never from the J×J matrix.
+    ``delta`` holds, per cell (j, k) of ``cells`` (restricted to ``keep``), the jackknife
+    difference θ_j^(−k) − θ_j (0 where j did not see k). With K_j the images rater j saw,
+    the jackknife covariance of θ_j, θ_j' is Σ_k u_jk u_j'k with
+    u_jk = δ_jk·sqrt((K_j−1)/K_j): the usual (K−1)/K Σ δδ when everybody saw the same K
+    images (the statistics used here have Σ_k δ_jk = 0, so no centring term). Var_err is
+    its mean diagonal, Cov2 its mean off-diagonal; both come from per-image and per-rater
+    sums, never from the J×J matrix. Cov2 is the sum of one part per kind of image,
+    whose sizes give its degrees of freedom for ``method="logit"``.
     """
+    rater, image, synthetic = cells.rater, cells.image, cells.synthetic
+    if keep is not None:
+        rater, image, synthetic = rater[keep], image[keep], synthetic[keep]
     n_raters = theta.size
-    k_j = np.bincount(cell_rater, minlength=n_raters).astype(np.float64)
-    u = delta * np.sqrt((k_j - 1) / k_j)[cell_rater]
-    diag = np.bincount(cell_rater, weights=u * u, minlength=n_raters)
-    per_image = np.bincount(cell_image, weights=u, minlength=n_images)
+    k_j = np.bincount(rater, minlength=n_raters).astype(np.float64)
+    u = delta * np.sqrt((k_j - 1) / k_j)[rater]
+    diag = np.bincount(rater, weights=u * u, minlength=n_raters)
+    per_image = np.bincount(image, weights=u, minlength=cells.n_images)
+    image_synthetic = np.zeros(cells.n_images, dtype=bool)
+    image_synthetic[image] = synthetic
+    image_seen = np.bincount(image, minlength=cells.n_images) > 0
+    cov2_kind, n_kind = [], []
+    for kind_cells, kind_images in ((synthetic, image_synthetic), (~synthetic, ~image_synthetic)):
+        if kind_cells.any():
+            sq = float(per_image[kind_images] @ per_image[kind_images]) - float(u[kind_cells] @ u[kind_cells])
+            cov2_kind.append(sq / (n_raters * (n_raters - 1)))
+            n_kind.append(int(np.count_nonzero(image_seen & kind_images)))
     var_err = float(diag.mean())
-    cov2 = (float(per_image @ per_image) - float(diag.sum())) / (n_raters * (n_raters - 1))
+    cov2 = sum(cov2_kind)
     ms_r = float(np.var(theta, ddof=1))
     cov2_plus = max(cov2, 0.0)
     variance = ms_r / n_raters + cov2_plus
-    # Hillis (2007) ddf_H for a single modality; MS(R) = 0 leaves only case variance.
-    df = math.inf if ms_r == 0 else (ms_r + n_raters * cov2_plus) ** 2 / (ms_r**2 / (n_raters - 1))
+    # Hillis (2007) ddf_H treats Cov2 as known: Satterthwaite with MS(R) alone.
+    terms = [((ms_r / n_raters) ** 2, n_raters - 1)]
+    if method == "logit" and cov2_plus > 0:
+        # Cov2 is itself estimated from the images of each kind (m − 1, n − 1 df): with
+        # few images that matters (a 10-real-image study is not a 300-image one).
+        terms += [(max(c, 0.0) ** 2, k - 1) for c, k in zip(cov2_kind, n_kind, strict=True) if k > 1]
+    denom = sum(v / d for v, d in terms)
+    df = math.inf if denom == 0 else variance**2 / denom
     estimate = float(theta.mean())
-    se, lo, hi, p = _t_interval(estimate, variance, df, confidence, null)
-    components = _per_unit_components(ms_r, var_err, cov2, k_j, cell_rater, cell_image, n_images)
-    n_seen = int(np.unique(cell_image).size)
-    return CrossedEstimate(estimate, se, df, lo, hi, p, null, components, n_raters, n_seen)
+    if method == "logit" and 0 < estimate < 1:
+        se, lo, hi, p = _logit_t_interval(estimate, variance, df, confidence, 0.5)
+    else:
+        se, lo, hi, p = _t_interval(estimate, variance, df, confidence, 0.5)
+    components = _per_unit_components(ms_r, var_err, cov2, k_j, rater, image, cells.n_images)
+    return CrossedEstimate(estimate, se, df, lo, hi, p, 0.5, components, n_raters, int(image_seen.sum()))
+
+
+def _logit_t_interval(
+    estimate: float, variance: float, df: float, confidence: float, null: float
+) -> tuple[float, float, float, float | None]:
+    """t interval and p-value on the logit scale (delta method), mapped back to (0, 1).
+
+    Per-rater proportions and AUCs near 1 have skewed sampling distributions whose
+    variance shrinks as the estimate grows; on the logit scale the interval is
+    nearly symmetric and stays inside (0, 1).
+    """
+    se = math.sqrt(max(variance, 0.0))
+    scale = estimate * (1 - estimate)
+    logit = math.log(estimate / (1 - estimate))
+    _, lo, hi, p = _t_interval(logit, variance / scale**2, df, confidence, math.log(null / (1 - null)))
+    return se, float(special.expit(lo)), float(special.expit(hi)), p
 
 
 def _per_unit_components(
@@ -462,6 +509,7 @@ def reader_study_accuracy(
     rater: np.ndarray,
     image: np.ndarray,
     confidence: float = 0.95,
+    method: Method = "logit",
 ) -> ReaderStudyAccuracy:
     r"""Reader-averaged balanced accuracy with an interval over raters and images.
 
@@ -532,11 +580,11 @@ def reader_study_accuracy(
     >>> says = np.array([1, 1, 0, 0, 0, 1,  1, 1, 1, 0, 1, 0,  1, 0, 1, 0, 0, 0])
     >>> ba = reader_study_accuracy(says, is_syn, rater, image)
     >>> round(ba.estimate, 3), round(ba.sensitivity.estimate, 3), round(ba.specificity.estimate, 3)
-    (0.722, 0.778, 0.667)
+    (0.778, 0.778, 0.778)
     >>> round(ba.se, 3), round(ba.df, 2), round(ba.p_value, 3)
-    (0.091, 7.18, 0.037)
+    (0.056, 2.0, 0.06)
     """
-    confidence = _confidence(confidence)
+    confidence, method = _confidence(confidence), _method(method)
     arrs = _aligned(says_synthetic=says_synthetic, is_synthetic=is_synthetic, rater=rater, image=image)
     says = _binary("says_synthetic", arrs["says_synthetic"])
     truth = _binary("is_synthetic", arrs["is_synthetic"])
@@ -551,10 +599,9 @@ def reader_study_accuracy(
     r = cells.rater
     d_se = np.where(syn, (se_j[r] - cells.value) / (m_j[r] - 1), 0.0)
     d_sp = np.where(~syn, -(says_real_j[r] - cells.value) / (n_j[r] - 1), 0.0)
-    args = (cells.image, cells.n_images, confidence, 0.5)
-    sens = _or_hillis(se_j, d_se[syn], r[syn], *args)
-    spec = _or_hillis(sp_j, d_sp[~syn], r[~syn], *args)
-    ba = _or_hillis((se_j + sp_j) / 2, (d_se + d_sp) / 2, r, *args)
+    sens = _or_hillis(se_j, d_se[syn], cells, syn, confidence, method)
+    spec = _or_hillis(sp_j, d_sp[~syn], cells, ~syn, confidence, method)
+    ba = _or_hillis((se_j + sp_j) / 2, (d_se + d_sp) / 2, cells, None, confidence, method)
     return ReaderStudyAccuracy(**vars(ba), sensitivity=sens, specificity=spec)
 
 
@@ -588,6 +635,7 @@ def reader_study_auc(
     rater: np.ndarray,
     image: np.ndarray,
     confidence: float = 0.95,
+    method: Method = "logit",
 ) -> CrossedEstimate:
     r"""Reader-averaged ROC AUC of confidence ratings, Obuchowski–Rockette–Hillis interval.
 
@@ -645,9 +693,9 @@ def reader_study_auc(
     >>> score = np.array([5, 4, 2, 1, 3, 2,  6, 5, 4, 3, 4, 1,  4, 2, 5, 3, 1, 2])
     >>> auc = reader_study_auc(score, is_syn, rater, image)
     >>> round(auc.estimate, 3), round(auc.se, 3), round(auc.df, 2)
-    (0.833, 0.098, 2.55)
+    (0.87, 0.037, 2.0)
     """
-    confidence = _confidence(confidence)
+    confidence, method = _confidence(confidence), _method(method)
     arrs = _aligned(score=score, is_synthetic=is_synthetic, rater=rater, image=image)
     s = _finite("score", arrs["score"])
     truth = _binary("is_synthetic", arrs["is_synthetic"])
@@ -663,4 +711,4 @@ def reader_study_auc(
     auc_j = np.bincount(r, weights=component * syn, minlength=cells.n_raters) / m_j
     size = np.where(syn, m_j[r], n_j[r])
     delta = (auc_j[r] - component) / (size - 1)
-    return _or_hillis(auc_j, delta, r, cells.image, cells.n_images, confidence, 0.5)
+    return _or_hillis(auc_j, delta, cells, None, confidence, method)
