@@ -150,7 +150,7 @@ def _binary(name: str, values: np.ndarray) -> np.ndarray:
         return values
     bad = values[(values != 0) & (values != 1)]
     if bad.size:
-        raise ValueError(f"{name} must be 0/1 or boolean, got {bad[0]!r}")
+        raise ValueError(f"{name} must be 0/1 or boolean, got {bad[0].item()!r}")
     return values.astype(bool)
 
 
@@ -159,7 +159,7 @@ def _finite(name: str, values: np.ndarray) -> np.ndarray:
         raise ValueError(f"{name} must be numeric, got dtype {values.dtype}")
     out = values.astype(np.float64)
     if not np.all(np.isfinite(out)):
-        raise ValueError(f"{name} holds a non-finite value: {out[~np.isfinite(out)][0]!r}")
+        raise ValueError(f"{name} holds a non-finite value: {out[~np.isfinite(out)][0].item()!r}")
     return out
 
 
@@ -355,7 +355,7 @@ def _cells(value: np.ndarray, is_synthetic: np.ndarray, rater: np.ndarray, image
     mixed = np.flatnonzero((kind_sum > 0) & (kind_sum < kind_n))
     if mixed.size:
         bad = image[i_code == mixed[0]][0]
-        raise ValueError(f"image {bad!r} is marked both synthetic and real in is_synthetic")
+        raise ValueError(f"image {bad.item()!r} is marked both synthetic and real in is_synthetic")
     key = r_code * n_i + i_code
     cell_key, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     cell_value = np.bincount(inverse, weights=value) / counts
