@@ -21,7 +21,7 @@ synthetic at chance with raters who answer "synthetic" about 80% of the time.
 Prints a table of empirical coverage of the 95% intervals and of the rate of p < .05
 against 0.5 (type-I error at chance, power otherwise), then ``coverage: ratio=<worst
 coverage> target=>=0.93`` as the last line. ``--studies`` sets the studies per cell
-(default 1000: about 2–3 minutes on 2 cores).
+(default 2000: about 2 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def summary(results: list[CellResult]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=1000, help="simulated studies per cell")
+    parser.add_argument("--studies", type=int, default=2000, help="simulated studies per cell")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--seed", type=int, default=20260511)
     args = parser.parse_args()
