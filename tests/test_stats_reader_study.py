@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from turingtest import stats
-from turingtest.stats import reader_study
+from turingtest.stats import crossed, reader_study
 from turingtest.stats.reader_study import (
     CrossedEstimate,
     VarianceComponents,
@@ -85,9 +85,10 @@ def van_dyke(treatment: int) -> tuple[np.ndarray, ...]:
     return tuple(np.array(a) for a in (score, truth, rater, image))
 
 
-def test_every_docstring_example_runs():
-    failures, attempted = doctest.testmod(reader_study, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert attempted >= 10
+@pytest.mark.parametrize("module", [crossed, reader_study])
+def test_every_docstring_example_runs(module):
+    failures, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert attempted >= 4
     assert failures == 0
 
 
