@@ -55,9 +55,23 @@ from turingtest.stats.proportions import (
     proportion,
     wilson_interval,
 )
+from turingtest.stats.reader_study import (
+    CrossedEstimate,
+    ReaderStudyAccuracy,
+    VarianceComponents,
+    crossed_mean,
+    reader_study_accuracy,
+    reader_study_auc,
+)
 
 __all__ = [
     "AucResult",
+    "CrossedEstimate",
+    "ReaderStudyAccuracy",
+    "VarianceComponents",
+    "crossed_mean",
+    "reader_study_accuracy",
+    "reader_study_auc",
     "BootstrapResult",
     "DPrime",
     "Interval",
