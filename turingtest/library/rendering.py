@@ -162,9 +162,45 @@ def spec_mirroring(*, image: Image, size: int) -> dict[str, Any]:
     return {
         "mirrors_image_id": image.pk,
         "geometry": geometry,
+        "jittered": False,
         "fitzpatrick": image.fitzpatrick if is_label else None,
         "spec": spec.to_dict(),
     }
+
+
+_JITTER_STREAM = 0x317  # keeps the jitter apart from the spec and render streams of the same index
+
+
+def spec_jitter(entry: dict[str, Any], *, batch_seed: int, index: int) -> dict[str, Any]:
+    """A mirror entry moved slightly, seeded by (batch seed, index): for a second mirror of one image.
+
+    Two mirrors with the same spec differ only in their render seed, and a network without
+    dropout ignores that seed: the pixels would be identical (stored once, so the batch
+    would fail). So every repeat shifts the lesion's centre by at most 0.04 of the image,
+    turns it by at most 20° and scales its area by at most ±10%.
+    """
+    from generator.semantic_map import LesionSpec, MapSpec
+
+    rng = np.random.default_rng([int(batch_seed), int(index), _JITTER_STREAM])
+    spec = MapSpec.from_dict(entry["spec"])
+    lesion = spec.lesions[0]
+    x, y = (min(max(v + float(rng.uniform(-0.04, 0.04)), 0.0), 1.0) for v in lesion.center)
+    area = min(lesion.area_fraction * math.exp(float(rng.uniform(-0.1, 0.1))), 1.0)
+    moved = LesionSpec(
+        lesion.condition,
+        center=(x, y),
+        area_fraction=area,
+        aspect=max(1.0, min(lesion.aspect, 0.999 * math.pi / (2 * area))),
+        angle_deg=(lesion.angle_deg + float(rng.uniform(-20.0, 20.0))) % 180.0,
+    )
+    jittered = MapSpec(
+        size=spec.size,
+        lesions=(moved,),
+        skin_rgb=spec.skin_rgb,
+        fitzpatrick=spec.fitzpatrick,
+        ita_degrees=spec.ita_degrees,
+    )
+    return {**entry, "jittered": True, "spec": jittered.to_dict()}
 
 
 def spec_mask(spec: MapSpec) -> np.ndarray:
@@ -181,7 +217,11 @@ def synthetic_provenance(*, batch: GenerationBatch, index: int, seed: int, spec:
     match = {}
     if batch.specs is not None:
         entry = batch.specs[index]
-        match = {"mirrors_image_id": entry["mirrors_image_id"], "mirror_geometry": entry["geometry"]}
+        match = {
+            "mirrors_image_id": entry["mirrors_image_id"],
+            "mirror_geometry": entry["geometry"],
+            "mirror_jittered": entry["jittered"],
+        }
     return {
         **match,
         "batch": batch.pk,

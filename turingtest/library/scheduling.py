@@ -9,6 +9,7 @@ tasks run eagerly before these functions return.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -38,7 +39,7 @@ from turingtest.library.models import (
     Image,
     ImportJob,
 )
-from turingtest.library.rendering import distribution_validate, spec_mirroring
+from turingtest.library.rendering import distribution_validate, spec_jitter, spec_mirroring
 from turingtest.library.store import LibraryError
 
 if TYPE_CHECKING:
@@ -144,7 +145,8 @@ def batch_schedule_matched(
     location and skin colour (``rendering.spec_mirroring``).
 
     Mirrors of one real image are adjacent (indexes ``k·per_real …``, images in id
-    order) and differ only in their render seed. The specs are derived now and stored
+    order); the first has its real image's geometry, repeats are moved slightly
+    (``spec_jitter``) and all differ in their render seed. The specs are derived now and stored
     on the batch, so chunks re-run later render exactly the same images. Refuses,
     naming them, synthetic images and real images whose condition the checkpoint
     cannot render.
@@ -170,7 +172,14 @@ def batch_schedule_matched(
             f"{', '.join(checkpoint.conditions)}; leave those images out"
         )
     mirrors = [spec_mirroring(image=image, size=checkpoint.image_size) for image in reals]
-    specs = [entry for entry in mirrors for _ in range(per_real)]
+    specs: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in (entry for entry in mirrors for _ in range(per_real)):
+        key = json.dumps(entry["spec"], sort_keys=True)
+        if key in seen:  # a repeat would render the same pixels on a network that ignores its seed
+            entry = spec_jitter(entry, batch_seed=seed, index=len(specs))
+        seen.add(key)
+        specs.append(entry)
     mix = Counter(image.condition.code for image in reals)
     dist = distribution_validate(
         checkpoint=checkpoint,
