@@ -301,7 +301,29 @@ def test_a_staff_member_finds_the_matching_link_on_a_study_draft(library):
     c.force_login(owner)
     html = c.get(reverse("study-detail", args=[study.pk])).content.decode()
     ids = ",".join(str(r.pk) for r in reals)
-    assert f"{reverse('admin:library_image_changelist')}?kind__exact=real&amp;id__in={ids}" in html
+    link = f"{reverse('admin:library_image_changelist')}?kind__exact=real&id__in={ids}"
+    assert link.replace("&", "&amp;") in html
+    c.force_login(AdminFactory())
+    listing = c.get(link)
+    assert listing.status_code == 200  # an unknown lookup would redirect to ?e=1
+    assert listing.context["cl"].result_count == 2
+    assert "generate_matched" in listing.content.decode()
+
+
+def test_the_action_is_offered_only_to_those_who_may_schedule_batches(library):
+    from django.contrib.auth.models import Permission
+
+    real_image("MEL")
+    viewer = ResearcherFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_image"))
+    c = Client()
+    c.force_login(viewer)
+    url = reverse("admin:library_image_changelist")
+    assert "generate_matched" not in c.get(url).content.decode()
+    viewer.user_permissions.add(Permission.objects.get(codename="add_generationbatch"))
+    viewer = type(viewer).objects.get(pk=viewer.pk)  # drop the cached permissions
+    c.force_login(viewer)
+    assert "generate_matched" in c.get(url).content.decode()
 
 
 # --- blinding ------------------------------------------------------------------------------

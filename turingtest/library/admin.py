@@ -93,7 +93,10 @@ class ImageAdmin(admin.ModelAdmin):
     list_select_related = ["condition", "batch"]
     actions = ["generate_matched"]
 
-    @admin.action(description="Generate matched to these real images")
+    def has_generate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("library.add_generationbatch")
+
+    @admin.action(description="Generate matched to these real images", permissions=["generate"])
     def generate_matched(self, request: HttpRequest, queryset) -> HttpResponse | None:
         """A small form (checkpoint, mirrors per image, seed), then one matched batch.
 
