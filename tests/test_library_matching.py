@@ -206,6 +206,8 @@ def test_schedule_batch_match_real_filters_by_condition_and_labelled_type_with_k
     real_image("NEV", fitzpatrick=1, skin=(180, 140, 120))  # filtered out by condition
     estimated = real_image("BCC", skin=(170, 130, 110))
     Image.objects.filter(pk=estimated.pk).update(fitzpatrick=1)  # an estimate is no label, whatever it says
+    # A row without the provenance key (older imports) counts as a label.
+    Image.objects.filter(pk=bcc1.pk).update(provenance={"source": "test"})
     out = _cli(
         "--checkpoint", str(checkpoint.pk), "--match-real", "--conditions", "MEL,bcc",
         "--fitzpatrick", "1", "--per-real", "2", "--seed", "4", "--wait",

@@ -1,5 +1,6 @@
-"""Rendering generation batches: what each image is (spec, seed, provenance), rendering and
-storing one chunk, recording failures and progress, a preview, and re-rendering one image.
+"""Rendering generation batches: what each image is (spec, seed, provenance; or, for a batch
+matched to real images, the spec that mirrors one), rendering and storing one chunk, recording
+failures and progress, a preview, and re-rendering one image.
 
 ``chunk_render`` is what the ``render_chunk`` task runs; it is safe to run twice (stored
 indexes are skipped, ``unique(batch, batch_index)`` stops a concurrent duplicate).
