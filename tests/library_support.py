@@ -6,13 +6,39 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import torch
+from django.core.management import call_command
 
 from generator import checkpoint as ckpt_lib
 from generator.config import GeneratorConfig
 from generator.networks import build_generator
 
 TINY_CONDITIONS = ("MEL", "NEV", "SEK", "BCC")
+
+
+@pytest.fixture(name="library")
+def library_fixture(db, settings, tmp_path):
+    """The taxonomy, media under tmp_path, 32-px images and no renderer cached from another test.
+
+    Import it as ``library_fixture``: pytest registers it as ``library`` (a test's parameter
+    of that name would otherwise shadow the imported name).
+    """
+    from turingtest.library import checkpoints
+
+    call_command("loaddata", "fixtures/conditions.json", verbosity=0)
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMAGE_SIZE = 32
+    checkpoints.renderers_clear()
+    return tmp_path
+
+
+@pytest.fixture(name="checkpoint")
+def checkpoint_fixture(library):
+    """A tiny checkpoint registered as "tiny" (conditions ``TINY_CONDITIONS``, 32 px)."""
+    from turingtest.library import checkpoints
+
+    return checkpoints.checkpoint_register(path=tiny_checkpoint(library / "tiny.pt"), name="tiny")
 
 
 def tiny_checkpoint(path: Path, *, size: int = 32, ngf: int = 8, num_downs: int = 5, seed: int = 0) -> Path:

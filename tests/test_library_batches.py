@@ -17,24 +17,16 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from tests.factories import AdminFactory, UserFactory
-from tests.library_support import broker_down, distribution, tiny_checkpoint
+from tests.library_support import (  # noqa: F401  (fixtures)
+    broker_down,
+    checkpoint_fixture,
+    distribution,
+    library_fixture,
+    tiny_checkpoint,
+)
 from turingtest.images import normalize
 from turingtest.library import checkpoints, rendering, scheduling, store
 from turingtest.library.models import GenerationBatch, GenerationChunk, GeneratorCheckpoint, Image, ImportJob
-
-
-@pytest.fixture
-def library(db, settings, tmp_path):
-    call_command("loaddata", "fixtures/conditions.json", verbosity=0)
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.IMAGE_SIZE = 32
-    checkpoints.renderers_clear()
-    return tmp_path
-
-
-@pytest.fixture
-def checkpoint(library) -> GeneratorCheckpoint:
-    return checkpoints.checkpoint_register(path=tiny_checkpoint(library / "tiny.pt"), name="tiny")
 
 
 def _schedule(checkpoint, django_capture_on_commit_callbacks, **kwargs) -> GenerationBatch:

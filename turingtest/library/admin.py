@@ -11,6 +11,8 @@ import base64
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -18,7 +20,13 @@ from django.utils.html import format_html
 
 from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
 from turingtest.library.checkpoints import checkpoint_register
-from turingtest.library.forms import BatchScheduleForm, CheckpointUploadForm, ImportUploadForm, upload_to_temp
+from turingtest.library.forms import (
+    BatchScheduleForm,
+    CheckpointUploadForm,
+    ImportUploadForm,
+    MatchScheduleForm,
+    upload_to_temp,
+)
 from turingtest.library.models import (
     Condition,
     GenerationBatch,
@@ -28,7 +36,12 @@ from turingtest.library.models import (
     ImportJob,
 )
 from turingtest.library.rendering import batch_preview
-from turingtest.library.scheduling import batch_cancel, batch_schedule, import_job_create
+from turingtest.library.scheduling import (
+    batch_cancel,
+    batch_schedule,
+    batch_schedule_matched,
+    import_job_create,
+)
 from turingtest.library.store import LibraryError
 
 
@@ -78,6 +91,60 @@ class ImageAdmin(admin.ModelAdmin):
         "ita_degrees",
     ]
     list_select_related = ["condition", "batch"]
+    actions = ["generate_matched"]
+
+    def has_generate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("library.add_generationbatch")
+
+    @admin.action(description="Generate matched to these real images", permissions=["generate"])
+    def generate_matched(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        """A small form (checkpoint, mirrors per image, seed), then one matched batch.
+
+        The form posts back to this action with the same selection (Django's
+        delete-confirmation pattern), so filters and "select all" carry over.
+        """
+        reals = queryset.filter(kind=Image.Kind.REAL).select_related("condition").order_by("pk")
+        n_synthetic = queryset.exclude(kind=Image.Kind.REAL).count()
+        if not reals.exists():
+            self.message_user(
+                request, "Select real images: only real images can be mirrored.", level=messages.ERROR
+            )
+            return None
+        form = MatchScheduleForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            try:
+                batch = batch_schedule_matched(
+                    checkpoint=data["checkpoint"],
+                    images=reals,
+                    seed=data["seed"],
+                    per_real=data["per_real"],
+                    chunk_size=data["chunk_size"],
+                    created_by=request.user,
+                )
+            except LibraryError as exc:
+                form.add_error(None, f"Not scheduled: {exc}")
+            else:
+                messages.success(
+                    request,
+                    f"Batch {batch.pk} scheduled: {batch.count} synthetic images mirroring "
+                    f"{reals.count()} real images ({batch.status}).",
+                )
+                return HttpResponseRedirect(reverse("admin:library_generationbatch_change", args=[batch.pk]))
+        by_condition = reals.values("condition__code").annotate(n=Count("pk")).order_by("condition__code")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Generate synthetic images matched to these real images",
+            "form": form,
+            "by_condition": by_condition,
+            "n_real": reals.count(),
+            "n_synthetic": n_synthetic,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/library/image/generate_matched.html", context)
 
 
 @admin.register(GeneratorCheckpoint)
@@ -194,8 +261,9 @@ class GenerationBatchAdmin(admin.ModelAdmin):
         "finished",
         "render_seconds",
         "fidelity",
+        "mirrors",
     ]
-    exclude = ["distribution", "n_done"]
+    exclude = ["distribution", "specs", "n_done"]
     # Fidelity metrics (turingtest.evaluation) are computed per batch and listed on its page.
     inlines = [GenerationChunkInline, FidelityRunInline]
     actions = ["cancel_batches", compute_fidelity_for_batches]
@@ -215,6 +283,16 @@ class GenerationBatchAdmin(admin.ModelAdmin):
             done=obj.n_done,
             total=obj.count,
             status=obj.status,
+        )
+
+    @admin.display(description="mirrors real images")
+    def mirrors(self, obj: GenerationBatch) -> str:
+        if obj.specs is None:
+            return "no (drawn from the spec distribution)"
+        ids = sorted({entry["mirrors_image_id"] for entry in obj.specs})
+        url = reverse("admin:library_image_changelist") + "?id__in=" + ",".join(map(str, ids))
+        return format_html(
+            '<a href="{}">{} real images</a>, {} synthetic each', url, len(ids), obj.count // max(len(ids), 1)
         )
 
     @admin.display(description="spec distribution")

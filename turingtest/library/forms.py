@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import UploadedFile
 from turingtest.library.imports import IMPORT_FORMATS
 from turingtest.library.models import GeneratorCheckpoint
 from turingtest.library.rendering import distribution_validate
-from turingtest.library.scheduling import DEFAULT_CHUNK_SIZE
+from turingtest.library.scheduling import DEFAULT_CHUNK_SIZE, MAX_PER_REAL
 from turingtest.library.store import LibraryError
 
 
@@ -33,6 +33,18 @@ def parse_weights(text: str, *, key_type: type = str, field: str = "weights") ->
         except ValueError:
             raise forms.ValidationError(f"{field}: cannot read {part!r} (use CODE=weight, …)") from None
     return weights
+
+
+def parse_codes(text: str, *, field: str) -> list[str]:
+    """``"MEL, bcc"`` → ``["MEL", "BCC"]``: a filter list, where weights (``MEL=2``) mean nothing."""
+    codes = [p.strip().upper() for p in re.split(r"[,;\s]+", text.strip()) if p.strip()]
+    weighted = [c for c in codes if "=" in c]
+    if weighted:
+        raise forms.ValidationError(
+            f"{field} filters the real images to mirror: give a list such as 'MEL,BCC' or '1,2', "
+            f"not weights ({', '.join(weighted)})"
+        )
+    return codes
 
 
 def parse_numbers(text: str, n: int, *, field: str, cast: type = float) -> tuple:
@@ -104,11 +116,37 @@ class CheckpointUploadForm(forms.Form):
     file = forms.FileField(help_text="A DermGAN checkpoint (.pt) written by generator.checkpoint.save.")
 
 
-class BatchScheduleForm(forms.Form):
+class _BatchFormBase(forms.Form):
+    """What every batch needs: a checkpoint (the only one preselected), a seed (random), chunks."""
+
     checkpoint = forms.ModelChoiceField(queryset=GeneratorCheckpoint.objects.all())
-    count = forms.IntegerField(min_value=1, max_value=100_000, initial=64)
     seed = forms.IntegerField(min_value=0, max_value=2**62, help_text="Same seed, same images.")
     chunk_size = forms.IntegerField(min_value=1, max_value=1024, initial=DEFAULT_CHUNK_SIZE)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["seed"].initial = secrets.randbelow(2**31)
+            only = list(GeneratorCheckpoint.objects.values_list("pk", flat=True)[:2])
+            if len(only) == 1:
+                self.fields["checkpoint"].initial = only[0]
+
+
+class MatchScheduleForm(_BatchFormBase):
+    """The admin's "Generate matched to these real images": the selection is the real images."""
+
+    per_real = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_PER_REAL,
+        initial=1,
+        label="Mirrors per real image",
+        help_text="Synthetic images rendered for each real image; repeats move the lesion slightly (≤ 0.04 of the image, ≤ 20°, ±10% area).",
+    )
+    field_order = ["checkpoint", "per_real", "seed", "chunk_size"]
+
+
+class BatchScheduleForm(_BatchFormBase):
+    count = forms.IntegerField(min_value=1, max_value=100_000, initial=64)
     conditions = forms.CharField(
         required=False,
         help_text="Condition weights, e.g. 'MEL=2, NEV=1, SEK=1'. Blank: every condition of the checkpoint, equally.",
@@ -133,11 +171,7 @@ class BatchScheduleForm(forms.Form):
     )
     start_at = forms.DateTimeField(required=False, help_text="Optional: do not start before (UTC).")
     priority = forms.IntegerField(min_value=0, max_value=9, initial=0)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if not self.is_bound:
-            self.fields["seed"].initial = secrets.randbelow(2**31)
+    field_order = ["checkpoint", "count", "seed", "chunk_size"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -144,6 +144,10 @@ class GenerationBatch(models.Model):
     Image ``i`` of the batch has spec ``spec_for_index(distribution, index=i)`` and
     seed ``image_seed(seed, i)``, so a batch is fully determined by this row; the
     work is split into ``GenerationChunk`` rows that workers claim and may redo.
+
+    A batch matched to real images stores its specs instead (``specs[i]``, derived
+    once when it was scheduled, so a re-run chunk renders the same image even if the
+    real image's row changed since); ``distribution`` then only records its condition mix.
     """
 
     class Status(models.TextChoices):
@@ -158,6 +162,11 @@ class GenerationBatch(models.Model):
     seed = models.BigIntegerField()
     image_size = models.PositiveIntegerField(help_text="Render size: what the network produces.")
     distribution = models.JSONField(help_text="generator.sampling.SpecDistribution.to_dict()")
+    specs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Matched batches: per index {mirrors_image_id, fitzpatrick, spec (MapSpec.to_dict())}.",
+    )
     chunk_size = models.PositiveIntegerField(default=16)
     start_at = models.DateTimeField(null=True, blank=True, help_text="Do not start before this time.")
     priority = models.PositiveSmallIntegerField(default=0, help_text="0–9, higher runs first.")

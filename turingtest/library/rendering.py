@@ -1,5 +1,6 @@
-"""Rendering generation batches: what each image is (spec, seed, provenance), rendering and
-storing one chunk, recording failures and progress, a preview, and re-rendering one image.
+"""Rendering generation batches: what each image is (spec, seed, provenance; or, for a batch
+matched to real images, the spec that mirrors one), rendering and storing one chunk, recording
+failures and progress, a preview, and re-rendering one image.
 
 ``chunk_render`` is what the ``render_chunk`` task runs; it is safe to run twice (stored
 indexes are skipped, ``unique(batch, batch_index)`` stops a concurrent duplicate).
@@ -10,10 +11,12 @@ torch, so they are imported inside the functions that render.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -58,11 +61,147 @@ def distribution_validate(
 
 
 def spec_for(batch: GenerationBatch, index: int) -> MapSpec:
-    """The semantic map of image ``index`` of a batch (deterministic in batch seed and index)."""
-    from generator.sampling import SpecDistribution, spec_for_index
+    """The semantic map of image ``index`` of a batch (deterministic in batch seed and index).
 
+    A matched batch stores its specs (``GenerationBatch.specs``); any other batch draws
+    them from its distribution.
+    """
+    from generator.sampling import SpecDistribution, spec_for_index
+    from generator.semantic_map import MapSpec
+
+    if batch.specs is not None:
+        return MapSpec.from_dict(batch.specs[index]["spec"])
     dist = SpecDistribution.from_dict(batch.distribution)
     return spec_for_index(dist, size=batch.image_size, batch_seed=batch.seed, index=index)
+
+
+# ---------------------------------------------------------------------------
+# Matching real images
+# ---------------------------------------------------------------------------
+
+MATCH_DEFAULT_AREA = 0.05  # a real image without a mask or box: a centred lesion of this area
+_MAX_ASPECT = 20.0  # LesionSpec's limit
+
+
+def _ellipse_from_mask(mask: np.ndarray) -> tuple[tuple[float, float], float, float, float] | None:
+    """(centre, area, aspect, angle°) of the ellipse with the mask's area, centroid and second moments.
+
+    A filled ellipse with radii a >= b has variance a²/4 along its long axis and b²/4
+    along its short one, so aspect = sqrt(λ_long / λ_short) of the pixel covariance, and
+    the long axis is the eigenvector of λ_long. Angles follow ``LesionSpec``: counter-
+    clockwise on screen from +x, where image rows grow downwards.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    h, w = mask.shape
+    x, y = (xs + 0.5) / w, (ys + 0.5) / h
+    area = len(xs) / (h * w)
+    aspect, angle = 1.0, 0.0
+    if len(xs) > 2:
+        evals, evecs = np.linalg.eigh(np.cov(np.stack([x, y])))  # ascending eigenvalues
+        short, long = max(float(evals[0]), 0.0), float(evals[1])
+        aspect = math.sqrt(long / short) if short > 0 else _MAX_ASPECT
+        vx, vy = evecs[:, 1]
+        angle = math.degrees(math.atan2(-vy, vx)) % 180.0
+    return (float(x.mean()), float(y.mean())), area, aspect, angle
+
+
+def _mask_pixels(image: Image) -> np.ndarray | None:
+    if not image.mask:
+        return None
+    try:
+        with default_storage.open(image.mask.name, "rb") as fh:
+            return np.asarray(PILImage.open(fh).convert("L")) > 127
+    except (OSError, ValueError):
+        return None  # a missing or unreadable mask file: fall back on the stored box
+
+
+def _lesion_geometry(image: Image) -> tuple[str, tuple[float, float], float, float, float]:
+    """Where the real image's lesion is: from its mask, else its stored box and area, else a default."""
+    mask = _mask_pixels(image)
+    ellipse = _ellipse_from_mask(mask) if mask is not None else None
+    if ellipse is not None:
+        return ("mask", *ellipse)
+    if image.lesion_bbox and image.lesion_area_fraction:
+        x0, y0, x1, y1 = (float(v) for v in image.lesion_bbox)
+        bw, bh = max(x1 - x0, 1e-3), max(y1 - y0, 1e-3)
+        aspect = max(bw, bh) / min(bw, bh)
+        angle = 0.0 if bw >= bh else 90.0
+        return "box", ((x0 + x1) / 2, (y0 + y1) / 2), float(image.lesion_area_fraction), aspect, angle
+    return "default", (0.5, 0.5), MATCH_DEFAULT_AREA, 1.0, 0.0
+
+
+def spec_mirroring(*, image: Image, size: int) -> dict[str, Any]:
+    """What a synthetic mirror of a real image is rendered from, as stored in ``GenerationBatch.specs``.
+
+    The spec has the real image's condition, one elliptic lesion with its lesion's area,
+    centroid and orientation (``geometry`` says whether they came from its ``mask``, its
+    stored ``box``, or a centred ``default`` when it has neither), and its estimated
+    healthy-skin colour (``Image.skin_rgb``, else its Fitzpatrick type). ``fitzpatrick``
+    is the type the mirror is stored with: the real image's label, never an estimate.
+    """
+    from generator.semantic_map import LesionSpec, MapSpec
+
+    geometry, centre, area, aspect, angle = _lesion_geometry(image)
+    area = min(max(area, 1e-6), 1.0)
+    # The longest ellipse LesionSpec accepts fits the image's diagonal: area · aspect <= π/2.
+    aspect = max(1.0, min(aspect, _MAX_ASPECT, 0.999 * math.pi / (2 * area)))
+    centre = (min(max(centre[0], 0.0), 1.0), min(max(centre[1], 0.0), 1.0))
+    lesion = LesionSpec(
+        image.condition.code, center=centre, area_fraction=area, aspect=aspect, angle_deg=angle
+    )
+    if image.skin_rgb:
+        spec = MapSpec(size=size, lesions=(lesion,), skin_rgb=tuple(int(v) for v in image.skin_rgb))
+    elif image.fitzpatrick:
+        spec = MapSpec(size=size, lesions=(lesion,), fitzpatrick=int(image.fitzpatrick))
+    else:
+        raise LibraryError(
+            f"real image {image.pk} has neither a skin colour nor a Fitzpatrick type to mirror"
+        )
+    is_label = image.provenance.get("fitzpatrick_source") != "estimated"
+    return {
+        "mirrors_image_id": image.pk,
+        "geometry": geometry,
+        "jittered": False,
+        "fitzpatrick": image.fitzpatrick if is_label else None,
+        "spec": spec.to_dict(),
+    }
+
+
+_JITTER_STREAM = 0x317  # keeps the jitter apart from the spec and render streams of the same index
+
+
+def spec_jitter(entry: dict[str, Any], *, batch_seed: int, index: int) -> dict[str, Any]:
+    """A mirror entry moved slightly, seeded by (batch seed, index): for a second mirror of one image.
+
+    Two mirrors with the same spec differ only in their render seed, and a network without
+    dropout ignores that seed: the pixels would be identical (stored once, so the batch
+    would fail). So every repeat shifts the lesion's centre by at most 0.04 of the image,
+    turns it by at most 20° and scales its area by at most ±10%.
+    """
+    from generator.semantic_map import LesionSpec, MapSpec
+
+    rng = np.random.default_rng([int(batch_seed), int(index), _JITTER_STREAM])
+    spec = MapSpec.from_dict(entry["spec"])
+    lesion = spec.lesions[0]
+    x, y = (min(max(v + float(rng.uniform(-0.04, 0.04)), 0.0), 1.0) for v in lesion.center)
+    area = min(lesion.area_fraction * math.exp(float(rng.uniform(-0.1, 0.1))), 1.0)
+    moved = LesionSpec(
+        lesion.condition,
+        center=(x, y),
+        area_fraction=area,
+        aspect=max(1.0, min(lesion.aspect, 0.999 * math.pi / (2 * area))),
+        angle_deg=(lesion.angle_deg + float(rng.uniform(-20.0, 20.0))) % 180.0,
+    )
+    jittered = MapSpec(
+        size=spec.size,
+        lesions=(moved,),
+        skin_rgb=spec.skin_rgb,
+        fitzpatrick=spec.fitzpatrick,
+        ita_degrees=spec.ita_degrees,
+    )
+    return {**entry, "jittered": True, "spec": jittered.to_dict()}
 
 
 def spec_mask(spec: MapSpec) -> np.ndarray:
@@ -74,8 +213,18 @@ def spec_mask(spec: MapSpec) -> np.ndarray:
 
 
 def synthetic_provenance(*, batch: GenerationBatch, index: int, seed: int, spec: MapSpec) -> dict[str, Any]:
-    """What re-rendering the image needs (``image_rerender``), stored on its row."""
+    """What re-rendering the image needs (``image_rerender``), stored on its row; for a matched
+    batch also the real image it mirrors (researchers only: no rater-facing code reads provenance)."""
+    match = {}
+    if batch.specs is not None:
+        entry = batch.specs[index]
+        match = {
+            "mirrors_image_id": entry["mirrors_image_id"],
+            "mirror_geometry": entry["geometry"],
+            "mirror_jittered": entry["jittered"],
+        }
     return {
+        **match,
         "batch": batch.pk,
         "index": index,
         "seed": seed,
@@ -144,7 +293,7 @@ def chunk_render(*, chunk_pk: int) -> str:
                     condition=condition,
                     provenance=synthetic_provenance(batch=batch, index=index, seed=seed, spec=spec),
                     mask=spec_mask(spec),
-                    fitzpatrick=spec.fitzpatrick,
+                    fitzpatrick=batch.specs[index]["fitzpatrick"] if batch.specs else spec.fitzpatrick,
                     skin_rgb=spec.resolved_skin_rgb(),
                     batch=batch,
                     batch_index=index,

@@ -9,10 +9,12 @@ tasks run eagerly before these functions return.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from turingtest import queue
@@ -33,9 +36,10 @@ from turingtest.library.models import (
     GenerationBatch,
     GenerationChunk,
     GeneratorCheckpoint,
+    Image,
     ImportJob,
 )
-from turingtest.library.rendering import distribution_validate
+from turingtest.library.rendering import distribution_validate, spec_jitter, spec_mirroring
 from turingtest.library.store import LibraryError
 
 if TYPE_CHECKING:
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 16
+MAX_PER_REAL = 100
 DEMO_CHECKPOINT = Path(settings.BASE_DIR) / "fixtures" / "dermgan-demo.pt"
 
 
@@ -87,13 +92,135 @@ def batch_schedule(
     """
     if count < 1:
         raise LibraryError(f"count must be at least 1, got {count}")
+    dist = distribution_validate(checkpoint=checkpoint, distribution=distribution)
+    return _batch_create(
+        checkpoint=checkpoint,
+        count=count,
+        seed=seed,
+        distribution=dist.to_dict(),
+        specs=None,
+        chunk_size=chunk_size,
+        start_at=start_at,
+        priority=priority,
+        created_by=created_by,
+        check_broker=check_broker,
+    )
+
+
+def real_images_select(*, conditions: Sequence[str] = (), fitzpatrick: Sequence[int] = ()) -> QuerySet[Image]:
+    """Real images to mirror, by condition code and by *labelled* Fitzpatrick type.
+
+    A type the import estimated from the photo is not a label, so a Fitzpatrick filter
+    leaves those images out rather than trusting the estimate.
+    """
+    codes = [c.strip().upper() for c in conditions if c.strip()]
+    unknown = sorted(
+        set(codes) - set(Condition.objects.filter(code__in=codes).values_list("code", flat=True))
+    )
+    if unknown:
+        raise LibraryError(f"unknown condition code(s): {', '.join(unknown)}")
+    images = Image.objects.filter(kind=Image.Kind.REAL).select_related("condition").order_by("pk")
+    if codes:
+        images = images.filter(condition__code__in=codes)
+    if fitzpatrick:
+        # A JSON key compared in exclude() also drops rows without the key on PostgreSQL: say both.
+        is_label = Q(provenance__fitzpatrick_source__isnull=True) | ~Q(
+            provenance__fitzpatrick_source="estimated"
+        )
+        images = images.filter(is_label, fitzpatrick__in=list(fitzpatrick))
+    return images
+
+
+def batch_schedule_matched(
+    *,
+    checkpoint: GeneratorCheckpoint,
+    images: Iterable[Image],
+    seed: int,
+    per_real: int = 1,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    start_at: datetime | None = None,
+    priority: int = 0,
+    created_by=None,
+    check_broker: bool = True,
+) -> GenerationBatch:
+    """Schedule ``per_real`` synthetic mirrors of each real image: same condition, lesion area,
+    location and skin colour (``rendering.spec_mirroring``).
+
+    Mirrors of one real image are adjacent (indexes ``k·per_real …``, images in id
+    order); the first has its real image's geometry, repeats are moved slightly
+    (``spec_jitter``) and all differ in their render seed. The specs are derived now and stored
+    on the batch, so chunks re-run later render exactly the same images. Refuses,
+    naming them, synthetic images and real images whose condition the checkpoint
+    cannot render.
+    """
+    reals = sorted({image.pk: image for image in images}.values(), key=lambda image: image.pk)
+    if not reals:
+        raise LibraryError("no real image to match: the selection is empty")
+    if not 1 <= per_real <= MAX_PER_REAL:
+        raise LibraryError(f"per-real count must be 1–{MAX_PER_REAL}, got {per_real}")
+    synthetic = [str(image.pk) for image in reals if image.kind != Image.Kind.REAL]
+    if synthetic:
+        raise LibraryError(f"only real images can be mirrored; synthetic: {', '.join(synthetic)}")
+    unrenderable: dict[str, list[str]] = {}
+    for image in reals:
+        if image.condition.code not in checkpoint.conditions:
+            unrenderable.setdefault(image.condition.code, []).append(str(image.pk))
+    if unrenderable:
+        which = "; ".join(
+            f"{code} (real images {', '.join(pks)})" for code, pks in sorted(unrenderable.items())
+        )
+        raise LibraryError(
+            f"the checkpoint cannot render condition(s) {which}: its conditions are "
+            f"{', '.join(checkpoint.conditions)}; leave those images out"
+        )
+    mirrors = [spec_mirroring(image=image, size=checkpoint.image_size) for image in reals]
+    specs: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in (entry for entry in mirrors for _ in range(per_real)):
+        key = json.dumps(entry["spec"], sort_keys=True)
+        if key in seen:  # a repeat would render the same pixels on a network that ignores its seed
+            entry = spec_jitter(entry, batch_seed=seed, index=len(specs))
+        seen.add(key)
+        specs.append(entry)
+    mix = Counter(image.condition.code for image in reals)
+    dist = distribution_validate(
+        checkpoint=checkpoint,
+        distribution={"condition_weights": {c: float(n) for c, n in sorted(mix.items())}},
+    )
+    return _batch_create(
+        checkpoint=checkpoint,
+        count=len(specs),
+        seed=seed,
+        distribution=dist.to_dict(),
+        specs=specs,
+        chunk_size=chunk_size,
+        start_at=start_at,
+        priority=priority,
+        created_by=created_by,
+        check_broker=check_broker,
+    )
+
+
+def _batch_create(
+    *,
+    checkpoint: GeneratorCheckpoint,
+    count: int,
+    seed: int,
+    distribution: dict[str, Any],
+    specs: list[dict[str, Any]] | None,
+    chunk_size: int,
+    start_at: datetime | None,
+    priority: int,
+    created_by,
+    check_broker: bool,
+) -> GenerationBatch:
     if not 1 <= chunk_size <= 1024:
         raise LibraryError(f"chunk size must be 1–1024, got {chunk_size}")
     if not 0 <= priority <= 9:
         raise LibraryError(f"priority must be 0–9, got {priority}")
-    dist = distribution_validate(checkpoint=checkpoint, distribution=distribution)
     for other in GenerationBatch.objects.filter(checkpoint=checkpoint, seed=seed):
-        if other.distribution == dist.to_dict() and (other.n_done or not other.is_finished):
+        same = other.distribution == distribution and other.specs == specs
+        if same and (other.n_done or not other.is_finished):
             raise LibraryError(
                 f"batch {other.pk} already renders this checkpoint, seed and distribution: "
                 "its images would be identical; choose another seed"
@@ -106,7 +233,8 @@ def batch_schedule(
             count=count,
             seed=seed,
             image_size=checkpoint.image_size,
-            distribution=dist.to_dict(),
+            distribution=distribution,
+            specs=specs,
             chunk_size=chunk_size,
             start_at=start_at,
             priority=priority,
