@@ -27,6 +27,8 @@ from turingtest.studies.progress import study_progress
 
 # Identical for every image, real or synthetic: the browser cache behaves the same for both.
 IMAGE_CACHE_CONTROL = "private, max-age=3600"
+EXPOSED_CACHE_CONTROL = "private, no-store"
+EXPOSED_ONCE = "This image was already shown once (time-limited study).\n"
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"RIFF", "image/webp"))
 
@@ -160,12 +162,19 @@ def rate_image(request: HttpRequest, token: str) -> HttpResponse:
     p = rating.presentation_for_image(token=token, user=request.user)
     if p is None:
         raise Http404
+    exposure_ms = (p.assignment.study.config or {}).get("exposure_ms")
+    if not rating.presentation_serve_image(presentation=p, exposure_ms=exposure_ms):
+        # Exposure-limited: the image was sent once already. The same bare 410 for every item.
+        response = HttpResponse(EXPOSED_ONCE, status=410, content_type="text/plain")
+        response["Cache-Control"] = "no-store"
+        return response
     with p.item.image.file.open("rb") as fh:
         data = fh.read()
     response = HttpResponse(data, content_type=_content_type(data))
     response["Content-Length"] = str(len(data))
-    # No never_cache here: it would add a time-stamped Expires. One policy for every image.
-    response["Cache-Control"] = IMAGE_CACHE_CONTROL
+    # No never_cache here: it would add a time-stamped Expires. One policy for every image of
+    # a study; an exposure-limited one must not keep the image where it could be looked at again.
+    response["Cache-Control"] = EXPOSED_CACHE_CONTROL if exposure_ms else IMAGE_CACHE_CONTROL
     return response
 
 
