@@ -125,13 +125,10 @@ def _match_error(exc: protocol.MatchError) -> ValueError:
     for cond, fitz in exc.short:
         rows = by_stratum[(cond, fitz)]
         name = codes.get(cond, str(cond)) + (f" × type {fitz}" if fitz is not None else "")
-        parts.append(
-            name
-            + ": "
-            + ", ".join(
-                f"{rows[k].available} of {rows[k].wanted} {k}" for k in (protocol.REAL, protocol.SYNTHETIC)
-            )
-        )
+        short = [
+            rows[k] for k in (protocol.REAL, protocol.SYNTHETIC) if rows[k].available < (rows[k].wanted or 0)
+        ]
+        parts.append(name + ": " + ", ".join(f"{r.available} of {r.wanted} {r.kind}" for r in short))
     return ValueError(
         f"{exc}. Short strata (available of wanted): {'; '.join(parts) or 'none'}. Add images to those "
         "strata, narrow the pool filters, lower the pool size, or explicitly choose an unmatched design."
