@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core.files.base import ContentFile
 
 from tests import browser_conftest
-from tests.factories import ConditionFactory, ImageFactory, ResearcherFactory, library_images, png_bytes
+from tests.factories import ConditionFactory, ImageFactory, ResearcherFactory, library_images
 from tests.test_browser_rating import logged_in_page
+from tests.test_studies_design import leaky_draft
 from turingtest.library.models import Image
-from turingtest.studies import services
 from turingtest.studies.models import LeakAudit, Study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -68,17 +67,7 @@ def test_a_researcher_creates_a_matched_study_and_sees_its_stratum_table(chromiu
 
 def test_opening_a_study_with_a_flagged_leak_needs_the_override(chromium_browser, live_server):
     owner = ResearcherFactory()
-    cond = ConditionFactory(code="LK", name="Leaky condition", map_index=331)
-    for i in range(8):
-        for kind, size in ((Image.Kind.REAL, 32), (Image.Kind.SYNTHETIC, 48)):
-            ImageFactory(
-                kind=kind,
-                condition=cond,
-                file=ContentFile(png_bytes((20 + i * 9, 90, 120), size=size), name="x.png"),
-            )
-    study = services.study_create(
-        owner=owner, title="Leaky draft", config={"n_real": 8, "n_synthetic": 8}, seed=2
-    )
+    study = leaky_draft(owner)
     context, page = logged_in_page(chromium_browser, live_server, owner)
     page.set_default_timeout(60_000)  # the audit runs in the request here (no broker: eager)
     page.goto(f"{live_server.url}/studies/{study.pk}/")
