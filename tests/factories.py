@@ -114,7 +114,8 @@ class PresentationFactory(factory.django.DjangoModelFactory):
 
 
 def library_images(n_real: int, n_synthetic: int, *, conditions: int = 2) -> list[Image]:
-    """Distinct tiny PNG images, conditions round-robin, real and synthetic alike on disk."""
+    """Distinct tiny PNG images, conditions round-robin within each kind (so a pool of equal
+    kinds can be matched within condition), real and synthetic alike on disk."""
     conds = [
         ConditionFactory(code=f"T{i}", name=f"Test condition {i}", map_index=200 + i)
         for i in range(conditions)
@@ -122,11 +123,12 @@ def library_images(n_real: int, n_synthetic: int, *, conditions: int = 2) -> lis
     images = []
     for i in range(n_real + n_synthetic):
         kind = Image.Kind.REAL if i < n_real else Image.Kind.SYNTHETIC
+        within_kind = i if i < n_real else i - n_real
         colour = (100 + i % 100, 120, 90 + (i * 7) % 100)
         images.append(
             ImageFactory(
                 kind=kind,
-                condition=conds[i % conditions],
+                condition=conds[within_kind % conditions],
                 file=ContentFile(
                     png_bytes(colour), name=f"{hashlib.sha256(str(i).encode()).hexdigest()[:16]}.png"
                 ),

@@ -139,3 +139,75 @@ def test_a_pool_larger_than_the_library_is_a_clear_error():
 def test_bad_configs_are_rejected_with_the_key_named(bad, message):
     with pytest.raises(ValueError, match=message):
         protocol.config_with_defaults({"n_real": 2, "n_synthetic": 2, **bad})
+
+
+# --- matched designs (issue 12) ----------------------------------------------------------
+
+
+def _cands(spec: dict[tuple[int, str], int], *, fitz: int | None = None, start: int = 0) -> list:
+    """Candidates from {(condition, kind): count}, with consecutive ids."""
+    out, i = [], start
+    for (cond, kind), n in sorted(spec.items()):
+        for _ in range(n):
+            out.append(protocol.Candidate(i, kind, cond, fitz))
+            i += 1
+    return out
+
+
+def test_every_stratum_of_a_matched_draw_holds_both_kinds_in_the_studys_ratio():
+    # Condition 0 is rich in real images, 1 in synthetic ones, 2 has only synthetic ones:
+    # an unmatched draw would make the condition give the answer away.
+    cands = _cands({(0, REAL): 30, (0, SYNTHETIC): 10, (1, REAL): 10, (1, SYNTHETIC): 30, (2, SYNTHETIC): 20})
+    for n_real, n_syn in ((10, 10), (12, 4)):
+        draw = protocol.draw_pool(candidates=cands, config=cfg(n_real=n_real, n_synthetic=n_syn), seed=3)
+        kind = {c.image_id: c.kind for c in cands}
+        cond = {c.image_id: c.condition for c in cands}
+        per = Counter((cond[i], kind[i]) for i in draw.items)
+        assert sum(per[(c, REAL)] for c in (0, 1, 2)) == n_real
+        for c in (0, 1, 2):
+            assert per[(c, REAL)] * n_syn == per[(c, SYNTHETIC)] * n_real, (c, per)
+        assert per[(2, SYNTHETIC)] == 0  # no real image of condition 2 to match it
+        rows = {(r.condition, r.kind): r for r in draw.strata}
+        assert all(r.wanted == r.drawn for r in draw.strata)
+        assert rows[(2, SYNTHETIC)].available == 20 and rows[(2, REAL)].available == 0
+
+
+def test_a_design_that_cannot_be_matched_names_the_short_strata_and_unmatched_is_an_explicit_choice():
+    cands = _cands({(0, REAL): 6, (0, SYNTHETIC): 1, (1, REAL): 1, (1, SYNTHETIC): 6})
+    with pytest.raises(protocol.MatchError) as exc:
+        protocol.draw_pool(candidates=cands, config=cfg(n_real=6, n_synthetic=6), seed=1)
+    assert exc.value.short == [(0, None), (1, None)]
+    assert "cannot match 6 real : 6 synthetic" in str(exc.value)
+    draw = protocol.draw_pool(candidates=cands, config=cfg(n_real=6, n_synthetic=6, unmatched=True), seed=1)
+    assert len(draw.items) == 12 and not draw.matched
+    assert {r.wanted for r in draw.strata} == {None}
+
+
+def test_matching_by_labelled_skin_type_leaves_unlabelled_images_out():
+    cands = _cands({(0, REAL): 4, (0, SYNTHETIC): 4}, fitz=2)
+    cands += _cands({(0, REAL): 4, (0, SYNTHETIC): 4}, fitz=5, start=100)
+    cands += _cands({(0, REAL): 9}, fitz=None, start=200)  # estimated or missing types
+    draw = protocol.draw_pool(
+        candidates=cands, config=cfg(n_real=6, n_synthetic=6, match_fitzpatrick=True), seed=2
+    )
+    fitz = {c.image_id: (c.fitzpatrick, c.kind) for c in cands}
+    per = Counter(fitz[i] for i in draw.items)
+    assert per[(2, REAL)] == per[(2, SYNTHETIC)] and per[(5, REAL)] == per[(5, SYNTHETIC)]
+    assert not any(i >= 200 for i in draw.items)
+    assert draw.n_removed_unlabelled_type == 9
+    assert {r.fitzpatrick for r in draw.strata} == {2, 5}
+
+
+def test_tutorial_examples_and_rated_items_never_cross_between_studies():
+    cands = [
+        protocol.Candidate(
+            i, REAL if i % 2 else SYNTHETIC, 0, None, tutorial_elsewhere=i < 4, rated_elsewhere=4 <= i < 8
+        )
+        for i in range(40)
+    ]
+    draw = protocol.draw_pool(candidates=cands, config=cfg(n_real=10, n_synthetic=10, n_tutorial=4), seed=5)
+    assert not set(draw.items) & set(range(4)), "shown with feedback elsewhere: never rated here"
+    assert set(draw.tutorial) == set(range(4)), "the tutorial set is reused before fresh images"
+    draw = protocol.draw_pool(candidates=cands, config=cfg(n_real=10, n_synthetic=10, n_tutorial=8), seed=5)
+    assert not set(draw.tutorial) & set(range(4, 8)), "rated elsewhere: never a tutorial here"
+    assert (draw.n_removed_shown_with_feedback, draw.n_removed_rated_elsewhere) == (4, 4)

@@ -46,7 +46,13 @@ def _rows(assignment: Assignment) -> dict:
             Presentation.objects.filter(assignment=a)
             .order_by("position")
             .values_list(
-                "position", "item_id", "is_tutorial", "repeat_of__position", "answered_at", "shown_at"
+                "position",
+                "item_id",
+                "is_tutorial",
+                "repeat_of__position",
+                "answered_at",
+                "shown_at",
+                "image_served_at",
             )
         ),
         "judgments": list(
@@ -63,6 +69,7 @@ def _rows(assignment: Assignment) -> dict:
                 "answered_at",
                 "revision",
                 "edited_at",
+                "is_late",
             )
         ),
         "tutorial_answers": list(
@@ -132,3 +139,21 @@ def test_both_writers_write_nothing_for_a_reused_key_or_a_condition_gone_from_th
     with pytest.raises(RuntimeError, match="ZZ"):
         write(turn=turn, answer=rating.Answer(True, diagnosis="ZZ"), client_key=uuid.uuid4(), now=T0)
     assert _rows(assignment) == before
+
+
+def test_both_writers_flag_the_same_late_answers_of_an_exposure_limited_study():
+    study = open_study(n_real=3, n_synthetic=3, exposure_ms=500, answer_window_ms=1000)
+    _, by_orm = rater_for(study, seed=3)
+    _, by_sql = rater_for(study, seed=3)
+    for assignment in (by_orm, by_sql):
+        # Sent 1 s before each answer (in time), except positions 1 and 4: 5 s before (late).
+        for p in Presentation.objects.filter(assignment=assignment):
+            late = p.position in (1, 4)
+            p.image_served_at = T0 + dt.timedelta(seconds=p.position) - dt.timedelta(seconds=5 if late else 1)
+            p.save(update_fields=["image_served_at"])
+    codes = [c["code"] for c in study.config["diagnosis_choices"]]
+    _answer_all(by_orm, writers.write_orm, codes)
+    _answer_all(by_sql, writers.write_postgresql, codes)
+    orm, sql = _rows(by_orm), _rows(by_sql)
+    assert orm == sql
+    assert [j[0] for j in orm["judgments"] if j[-1]] == [1, 4]

@@ -62,11 +62,7 @@ def _bbox(i: int) -> Cast:
     return Cast(_json_text(str(i), f"{_IMG}__lesion_bbox"), FloatField())
 
 
-def _judgment_has(field: str) -> bool:
-    return any(f.name == field for f in Judgment._meta.get_fields())
-
-
-_COLUMNS: list[Column | None] = [
+COLUMNS: tuple[Column, ...] = (
     Column("judgment_id", "int", F("id"), "Primary key of the judgment (stable across exports)."),
     Column("study_id", "int", F(f"{_P}__assignment__study_id"), "The study."),
     Column(
@@ -204,16 +200,18 @@ _COLUMNS: list[Column | None] = [
         "int",
         F("revision"),
         "1 for a first answer; higher when an editable study's answer was changed.",
-    )
-    if _judgment_has("revision")
-    else None,
+    ),
     Column("shown_at", "datetime", F(f"{_P}__shown_at"), "Server time the image was first served (UTC)."),
     Column("answered_at", "datetime", F("answered_at"), "Server time the answer was recorded (UTC)."),
-    Column("edited_at", "datetime", F("edited_at"), "Server time of the last edit (UTC); empty if never.")
-    if _judgment_has("edited_at")
-    else None,
-]
-COLUMNS: tuple[Column, ...] = tuple(c for c in _COLUMNS if c is not None)
+    Column("edited_at", "datetime", F("edited_at"), "Server time of the last edit (UTC); empty if never."),
+    Column(
+        "is_late",
+        "bool",
+        F("is_late"),
+        "true when, in a study with an exposure limit, the answer arrived later than the limit plus the "
+        "answer window after the server sent the image (kept, flagged, never dropped).",
+    ),
+)
 
 
 def columns(*, identities: bool = False) -> list[Column]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from turingtest.studies.models import Assignment, Invitation, Judgment, RaterProfile, Study, StudyItem
+from turingtest.studies.models import (
+    Assignment,
+    Invitation,
+    Judgment,
+    LeakAudit,
+    RaterProfile,
+    Study,
+    StudyItem,
+)
 
 DESIGN_FIELDS = ("config", "config_sha256", "seed", "instructions", "consent_text", "conditions", "status")
 
@@ -46,7 +54,15 @@ class InvitationAdmin(admin.ModelAdmin):
 
 @admin.register(Judgment)
 class JudgmentAdmin(admin.ModelAdmin):
-    list_display = ("presentation", "says_synthetic", "confidence", "response_ms", "answered_at", "revision")
+    list_display = (
+        "presentation",
+        "says_synthetic",
+        "confidence",
+        "response_ms",
+        "answered_at",
+        "revision",
+        "is_late",
+    )
     readonly_fields = [f.name for f in Judgment._meta.fields]
 
     def has_add_permission(self, request):
@@ -54,3 +70,15 @@ class JudgmentAdmin(admin.ModelAdmin):
 
 
 admin.site.register(StudyItem)
+
+
+@admin.register(LeakAudit)
+class LeakAuditAdmin(admin.ModelAdmin):
+    """Leak audits run from study pages: status, flagged features and errors stay on the row."""
+
+    list_display = ("study", "status", "flagged", "created", "finished")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in LeakAudit._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

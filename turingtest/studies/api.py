@@ -29,6 +29,8 @@ STATUS = {
     "not_found": 404,
     "out_of_order": 409,
     "already_answered": 409,
+    "not_editable": 409,
+    "finished": 409,
     "key_reused": 409,
     "closed": 410,
 }
@@ -81,7 +83,11 @@ class RateAnswerView(_RaterView):
                 AnswerResultSerializer, description="Replay of an already recorded client_key."
             ),
             400: OpenApiResponse(description="Field errors."),
-            409: OpenApiResponse(ErrorSerializer, description="Not the current item, or already answered."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="Not the current item, already answered, an edit of anything but the "
+                "previous item (not_editable), or an edit after the last answer (finished).",
+            ),
             **_ERRORS,
         },
     )

@@ -74,6 +74,18 @@ class ShareForm(forms.Form):
         return name
 
 
+class OpenForm(forms.Form):
+    """Opening a draft; the override is only needed when the leak audit of its design flagged."""
+
+    override_leaks = forms.BooleanField(
+        required=False,
+        label="Open anyway, although the leak audit flagged a feature",
+        help_text="Raters' browsers can then tell real from synthetic without looking at the images, so "
+        "accuracy near chance no longer shows that the images are realistic. The override is recorded "
+        "in the frozen design and the report warns about it.",
+    )
+
+
 class InviteForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=500, initial=5, label="Number of invitation links")
 
@@ -118,6 +130,18 @@ class StudyForm(forms.Form):
         required=False, help_text="Generation batch ids (synthetic side), comma-separated."
     )
     balance_conditions = forms.BooleanField(required=False, initial=True, label="Balance conditions")
+    match_fitzpatrick = forms.BooleanField(
+        required=False,
+        label="Also match labelled Fitzpatrick skin type",
+        help_text="Strata become condition × skin type; images whose type is only estimated are left out.",
+    )
+    unmatched = forms.BooleanField(
+        required=False,
+        label="Unmatched design (not recommended)",
+        help_text="Draw real and synthetic images without matching them within each condition. The "
+        "diagnosis can then give the answer away; this choice is recorded in the frozen design and "
+        "the report warns about it.",
+    )
     items_per_rater = forms.IntegerField(
         min_value=1, required=False, help_text="Blank: every rater sees the whole pool."
     )
@@ -129,7 +153,19 @@ class StudyForm(forms.Form):
     repeat_min_gap = forms.IntegerField(
         min_value=2, initial=5, help_text="Minimum positions between showings."
     )
-    exposure_ms = forms.IntegerField(min_value=100, required=False, help_text="Blank: no time limit.")
+    exposure_ms = forms.IntegerField(
+        min_value=100,
+        required=False,
+        help_text="Blank: no time limit. With a limit each image is sent once and never prefetched.",
+    )
+    answer_window_ms = forms.IntegerField(
+        min_value=0,
+        required=False,
+        initial=protocol.DEFAULT_CONFIG["answer_window_ms"],
+        label="Answer window (ms)",
+        help_text="With an exposure limit: answers arriving later than exposure + this after the image "
+        "was sent are flagged late (kept, and reported).",
+    )
     answers_editable = forms.BooleanField(required=False)
     show_score = forms.BooleanField(required=False, label="Show raters their score at the end")
     ask_confidence = forms.BooleanField(required=False, initial=True, label="Ask confidence (1–5)")
@@ -158,12 +194,17 @@ class StudyForm(forms.Form):
             "n_real": d["pool_size"] - n_syn,
             "n_synthetic": n_syn,
             "balance_conditions": d["balance_conditions"],
+            "match_fitzpatrick": d["match_fitzpatrick"],
+            "unmatched": d["unmatched"],
             "items_per_rater": d["items_per_rater"],
             "n_anchors": d["n_anchors"],
             "n_tutorial": d["n_tutorial"],
             "repeat_fraction": d["repeat_fraction"],
             "repeat_min_gap": d["repeat_min_gap"],
             "exposure_ms": d["exposure_ms"],
+            "answer_window_ms": protocol.DEFAULT_CONFIG["answer_window_ms"]
+            if d["answer_window_ms"] is None
+            else d["answer_window_ms"],
             "answers_editable": d["answers_editable"],
             "show_score": d["show_score"],
             "questions": {
@@ -196,12 +237,15 @@ class StudyForm(forms.Form):
             "fitzpatrick": [str(x) for x in c["pool"]["fitzpatrick"]],
             "batches": ", ".join(str(b) for b in c["pool"]["batches"]),
             "balance_conditions": c["balance_conditions"],
+            "match_fitzpatrick": c["match_fitzpatrick"],
+            "unmatched": c["unmatched"],
             "items_per_rater": c["items_per_rater"],
             "n_anchors": c["n_anchors"],
             "n_tutorial": c["n_tutorial"],
             "repeat_fraction": c["repeat_fraction"],
             "repeat_min_gap": c["repeat_min_gap"],
             "exposure_ms": c["exposure_ms"],
+            "answer_window_ms": c["answer_window_ms"],
             "answers_editable": c["answers_editable"],
             "show_score": c["show_score"],
             "ask_confidence": c["questions"]["confidence"],

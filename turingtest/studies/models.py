@@ -75,6 +75,12 @@ class Study(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    pool_summary = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Written with each pool draw: matched or not, the stratum table (condition × type × "
+        "kind: wanted / available / drawn) and the candidates the tutorial/rated separation removed.",
+    )
 
     objects = StudyQuerySet.as_manager()
 
@@ -89,6 +95,33 @@ class Study(models.Model):
     def is_frozen(self) -> bool:
         """Open and closed studies keep the design they were opened with."""
         return self.status != self.Status.DRAFT
+
+    @property
+    def is_unmatched(self) -> bool:
+        """The researcher explicitly chose a pool not matched within condition (frozen design)."""
+        return bool((self.config or {}).get("unmatched"))
+
+    @property
+    def leak_audit_overridden(self) -> bool:
+        """Opened although the leak audit of its design flagged a feature (frozen design)."""
+        return bool(((self.config or {}).get("leak_audit") or {}).get("overridden"))
+
+    def design_warnings(self) -> list[str]:
+        """What a report of this study must warn about: choices recorded in the frozen design
+        that weaken the blinding."""
+        warnings = []
+        if self.is_unmatched:
+            warnings.append(
+                "Unmatched design: real and synthetic images are not drawn in the study's ratio within "
+                "each condition, so the diagnosis can give the answer away."
+            )
+        if self.leak_audit_overridden:
+            flagged = ", ".join((self.config.get("leak_audit") or {}).get("flagged") or [])
+            warnings.append(
+                f"Opened over a flagged leak audit ({flagged}): a rater's browser could tell real from "
+                "synthetic without looking at the pixels."
+            )
+        return warnings
 
     def is_visible_to(self, user) -> bool:
         """``Study.objects.visible_to`` for this one study (the owner and admins cost no query)."""
@@ -181,6 +214,11 @@ class Presentation(models.Model):
         blank=True,
         help_text="Set in the same transaction as the answer; the claim that makes a write happen once.",
     )
+    image_served_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Exposure-limited studies: when the image bytes were sent (once per presentation).",
+    )
 
     class Meta:
         ordering = ["assignment", "position"]
@@ -219,6 +257,11 @@ class Judgment(models.Model):
         default=1, help_text="Above 1 when an editable answer changed."
     )
     edited_at = models.DateTimeField(null=True, blank=True)
+    is_late = models.BooleanField(
+        default=False,
+        help_text="Exposure-limited studies: the answer arrived more than exposure_ms + answer_window_ms "
+        "after the image was sent (kept, and reported).",
+    )
 
     class Meta:
         constraints = [
@@ -242,3 +285,35 @@ class TutorialAnswer(models.Model):
     client_key = models.UUIDField(unique=True)
     says_synthetic = models.BooleanField()
     answered_at = models.DateTimeField(default=timezone.now)  # as Judgment.answered_at
+
+
+class LeakAudit(models.Model):
+    """One run of the leak audit (``audit.audit_study``) on a study's design, from the study page.
+
+    Run by a Celery task (``tasks.run_leak_audit``); ``design_sha256`` is the design it audited,
+    so opening the study only heeds an audit of the design being opened. ``result`` holds the
+    feature table, ``flagged`` the names of the features that failed the audit.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="leak_audits")
+    design_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    n_items = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=list, blank=True, help_text="One row per feature and classifier.")
+    flagged = models.JSONField(default=list, blank=True, help_text="Names of flagged features.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]

@@ -7,12 +7,17 @@ reproduced from ``Assignment.seed`` and the study's item list alone.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 REAL = "real"
 SYNTHETIC = "synthetic"
+
+# Keys ``study_open`` adds to the config when it freezes it (not part of a draft's design).
+SNAPSHOT_KEYS = frozenset({"diagnosis_choices", "leak_audit"})
 
 # What a study's ``config`` holds, with defaults. Keys here are the whole design: the
 # hash taken when a study opens covers all of them plus the exact item list.
@@ -21,12 +26,21 @@ DEFAULT_CONFIG: dict = {
     "n_real": 0,
     "n_synthetic": 0,
     "balance_conditions": True,
+    # Matched design (ARCHITECTURE.md invariant 9): within every condition (and labelled skin
+    # type with match_fitzpatrick) real and synthetic images are drawn in the study's ratio.
+    # "unmatched" is the researcher's explicit choice to give that up; it is part of the
+    # frozen design, and the report warns about it.
+    "match_fitzpatrick": False,
+    "unmatched": False,
     "items_per_rater": None,  # None: every rater sees every (non-tutorial) item
     "n_anchors": 0,
     "n_tutorial": 0,
     "repeat_fraction": 0.0,
     "repeat_min_gap": 5,
     "exposure_ms": None,
+    # With an exposure limit, an answer arriving more than exposure_ms + answer_window_ms
+    # after the server sent the image is flagged late (Judgment.is_late), not dropped.
+    "answer_window_ms": 60_000,
     "answers_editable": False,
     "show_score": False,
     "questions": {"confidence": True, "diagnosis": False, "comment": False},
@@ -42,7 +56,7 @@ def config_with_defaults(config: dict | None) -> dict:
     out = {**DEFAULT_CONFIG, **(config or {})}
     out["pool"] = {**DEFAULT_CONFIG["pool"], **(out.get("pool") or {})}
     out["questions"] = {**DEFAULT_CONFIG["questions"], **(out.get("questions") or {})}
-    unknown = set(out) - set(DEFAULT_CONFIG) - {"diagnosis_choices"}
+    unknown = set(out) - set(DEFAULT_CONFIG) - SNAPSHOT_KEYS
     if unknown:
         raise ValueError(f"unknown study config keys: {sorted(unknown)}")
     for key in ("n_real", "n_synthetic", "n_anchors", "n_tutorial", "repeat_min_gap"):
@@ -66,7 +80,10 @@ def config_with_defaults(config: dict | None) -> dict:
     exp = out["exposure_ms"]
     if exp is not None and (not isinstance(exp, int) or isinstance(exp, bool) or exp < 100):
         raise ValueError(f"exposure_ms must be null or an integer of at least 100, got {exp!r}")
-    for key in ("answers_editable", "show_score", "balance_conditions"):
+    win = out["answer_window_ms"]
+    if not isinstance(win, int) or isinstance(win, bool) or win < 0:
+        raise ValueError(f"answer_window_ms must be a non-negative integer, got {win!r}")
+    for key in ("answers_editable", "show_score", "balance_conditions", "match_fitzpatrick", "unmatched"):
         if not isinstance(out[key], bool):
             raise ValueError(f"{key} must be true or false, got {out[key]!r}")
     for key, value in out["questions"].items():
@@ -106,44 +123,232 @@ def _pick(
     return out
 
 
+class Candidate(NamedTuple):
+    """A library image a pool may draw. ``fitzpatrick`` is a *labelled* skin type or None
+    (an estimate from the photo is never a label: the caller decides, see
+    ``services.is_labelled_fitzpatrick``). The two flags say how other studies use the image:
+    shown with feedback (a tutorial item) or rated there."""
+
+    image_id: int
+    kind: str
+    condition: int
+    fitzpatrick: int | None = None
+    tutorial_elsewhere: bool = False
+    rated_elsewhere: bool = False
+
+
+class StratumRow(NamedTuple):
+    """One line of the stratum table: condition × skin type (None: not stratified) × kind."""
+
+    condition: int
+    fitzpatrick: int | None
+    kind: str
+    wanted: int | None  # None for an unmatched design: it wants nothing of a stratum
+    available: int
+    drawn: int
+
+
+class MatchError(ValueError):
+    """The library cannot fill the design with every stratum matched; ``short`` names the strata."""
+
+    def __init__(self, message: str, *, strata: list[StratumRow], short: list[tuple[int, int | None]]):
+        super().__init__(message)
+        self.strata = strata
+        self.short = short
+
+
 @dataclass(frozen=True)
 class PoolDraw:
     items: list[int]  # image ids in the rated pool
     anchors: list[int]  # subset of items every rater sees
     tutorial: list[int]  # image ids shown first, with feedback, kept apart
+    strata: list[StratumRow] = field(default_factory=list)
+    matched: bool = True
+    # Candidates the tutorial/rated separation removed: shown with feedback in another study
+    # (never rated here), and rated in another study (never a tutorial example here).
+    n_removed_shown_with_feedback: int = 0
+    n_removed_rated_elsewhere: int = 0
+    n_removed_unlabelled_type: int = 0  # match_fitzpatrick: no labelled type, cannot be stratified
 
 
-def draw_pool(*, candidates: Sequence[tuple[int, str, int]], config: dict, seed: int) -> PoolDraw:
-    """Choose the study's images from ``candidates`` = (image id, kind, condition id).
+Stratum = tuple[int, int | None]  # (condition, labelled type or None)
 
-    The same (candidates, config, seed) always gives the same pool; the order of
-    ``candidates`` does not matter.
+
+def _unit(config: dict) -> tuple[int, int, int]:
+    """(real, synthetic) per unit and the number of units: 12:12 is 12 units of 1:1, 30:10 is
+    10 units of 3:1. Every stratum holds whole units, so its ratio is the study's exactly."""
+    n_real, n_syn = config["n_real"], config["n_synthetic"]
+    g = math.gcd(n_real, n_syn)
+    return n_real // g, n_syn // g, g
+
+
+def _capacity(ids: dict[str, list[int]], a: int, b: int) -> int:
+    return min(len(ids[REAL]) // a if a else math.inf, len(ids[SYNTHETIC]) // b if b else math.inf)
+
+
+def _allocate(
+    rng: random.Random, caps: dict[Stratum, int], n_units: int, balance: bool
+) -> dict[Stratum, int]:
+    """Units per stratum: round-robin (equal shares, capped) or a random draw of unit slots."""
+    alloc = dict.fromkeys(caps, 0)
+    order = sorted(caps, key=lambda s: (s[0], -1 if s[1] is None else s[1]))
+    rng.shuffle(order)
+    if balance:
+        left = n_units
+        while left > 0 and any(alloc[s] < caps[s] for s in order):
+            for s in order:
+                if left and alloc[s] < caps[s]:
+                    alloc[s] += 1
+                    left -= 1
+    else:
+        slots = [s for s in order for _ in range(caps[s])]
+        for s in rng.sample(slots, min(n_units, len(slots))):
+            alloc[s] += 1
+    return alloc
+
+
+def _strata_rows(
+    groups: dict[Stratum, dict[str, list[int]]], wanted: dict[Stratum, dict[str, int]] | None, drawn: set[int]
+) -> list[StratumRow]:
+    rows = []
+    for (cond, fitz), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        for kind in (REAL, SYNTHETIC):
+            rows.append(
+                StratumRow(
+                    condition=cond,
+                    fitzpatrick=fitz,
+                    kind=kind,
+                    wanted=None if wanted is None else wanted[(cond, fitz)][kind],
+                    available=len(ids[kind]),
+                    drawn=sum(i in drawn for i in ids[kind]),
+                )
+            )
+    return rows
+
+
+def _draw_matched(
+    rng: random.Random, groups: dict[Stratum, dict[str, list[int]]], config: dict
+) -> tuple[list[int], list[int], list[StratumRow]]:
+    a, b, n_units = _unit(config)
+    caps = {s: _capacity(ids, a, b) for s, ids in groups.items()}
+    alloc = _allocate(rng, caps, n_units, config["balance_conditions"])
+    if sum(alloc.values()) < n_units:
+        # What each stratum would be asked for if its scarcer kind were there: the strata
+        # whose availability falls short of that are the ones to name.
+        ideal_caps = {
+            s: max(len(ids[REAL]) // a if a else 0, len(ids[SYNTHETIC]) // b if b else 0)
+            for s, ids in groups.items()
+        }
+        ideal = _allocate(random.Random(0), ideal_caps, n_units, config["balance_conditions"])
+        wanted = {s: {REAL: ideal[s] * a, SYNTHETIC: ideal[s] * b} for s in groups}
+        rows = _strata_rows(groups, wanted, set())
+        short = sorted({(r.condition, r.fitzpatrick) for r in rows if r.available < (r.wanted or 0)})
+        raise MatchError(
+            f"cannot match {config['n_real']} real : {config['n_synthetic']} synthetic within every "
+            f"stratum: the library holds {sum(caps.values()) * a} real : {sum(caps.values()) * b} "
+            f"synthetic in matched strata",
+            strata=rows,
+            short=short,
+        )
+    real: list[int] = []
+    synthetic: list[int] = []
+    for s in sorted(groups, key=lambda s: (s[0], s[1] or 0)):
+        real += rng.sample(groups[s][REAL], alloc[s] * a)
+        synthetic += rng.sample(groups[s][SYNTHETIC], alloc[s] * b)
+    wanted = {s: {REAL: alloc[s] * a, SYNTHETIC: alloc[s] * b} for s in groups}
+    return real, synthetic, _strata_rows(groups, wanted, set(real) | set(synthetic))
+
+
+def _check_totals(groups: dict[Stratum, dict[str, list[int]]], config: dict) -> None:
+    for kind, n in ((REAL, config["n_real"]), (SYNTHETIC, config["n_synthetic"])):
+        available = sum(len(ids[kind]) for ids in groups.values())
+        if n > available:
+            raise ValueError(f"only {available} {kind} images match the pool filters, {n} needed")
+
+
+def draw_pool(*, candidates: Sequence[tuple], config: dict, seed: int) -> PoolDraw:
+    """Choose the study's images from ``candidates`` (``Candidate`` or its leading fields).
+
+    Matched (the default): candidates are grouped into strata, by condition and, with
+    ``match_fitzpatrick``, by labelled skin type (unlabelled ones are left out); each stratum
+    gets whole units of the study's real:synthetic ratio, spread equally over the strata
+    with ``balance_conditions``. A design the library cannot match raises ``MatchError``
+    naming the short strata. ``unmatched`` draws each kind on its own (balanced over
+    conditions), as the researcher explicitly chose.
+
+    Tutorial examples come from their own set: an image shown with feedback in another study
+    is never rated here, and an image rated in another study is never a tutorial here
+    (images already used as tutorials elsewhere are preferred). The same (candidates,
+    config, seed) always gives the same pool; the order of ``candidates`` does not matter.
     """
     rng = random.Random(seed)
-    by_kind: dict[str, dict[int, list[int]]] = {REAL: {}, SYNTHETIC: {}}
-    for image_id, kind, condition_id in sorted(candidates):
-        by_kind[kind].setdefault(condition_id, []).append(image_id)
-    balance = config["balance_conditions"]
-    real = _pick(rng, by_kind[REAL], config["n_real"], balance, REAL)
-    synthetic = _pick(rng, by_kind[SYNTHETIC], config["n_synthetic"], balance, SYNTHETIC)
-    n_tut = config["n_tutorial"]
-    tutorial: list[int] = []
-    if n_tut:
-        taken = set(real) | set(synthetic)
-        rest = {
-            kind: {c: [i for i in ids if i not in taken] for c, ids in groups.items()}
-            for kind, groups in by_kind.items()
-        }
-        n_tut_syn = n_tut // 2 if rest[SYNTHETIC] and rest[REAL] else (n_tut if rest[SYNTHETIC] else 0)
-        tutorial = _pick(rng, rest[SYNTHETIC], n_tut_syn, balance, "more synthetic (tutorial)")
-        tutorial += _pick(rng, rest[REAL], n_tut - n_tut_syn, balance, "more real (tutorial)")
+    cands = sorted(Candidate(*c) for c in candidates)
+    by_fitz = config["match_fitzpatrick"] and not config["unmatched"]
+    rated = [c for c in cands if not c.tutorial_elsewhere and (c.fitzpatrick is not None or not by_fitz)]
+    groups: dict[Stratum, dict[str, list[int]]] = {}
+    for c in rated:
+        key = (c.condition, c.fitzpatrick if by_fitz else None)
+        groups.setdefault(key, {REAL: [], SYNTHETIC: []})[c.kind].append(c.image_id)
+    _check_totals(groups, config)
+    if config["unmatched"]:
+        by_kind: dict[str, dict[int, list[int]]] = {REAL: {}, SYNTHETIC: {}}
+        for c in rated:
+            by_kind[c.kind].setdefault(c.condition, []).append(c.image_id)
+        balance = config["balance_conditions"]
+        real = _pick(rng, by_kind[REAL], config["n_real"], balance, REAL)
+        synthetic = _pick(rng, by_kind[SYNTHETIC], config["n_synthetic"], balance, SYNTHETIC)
+        strata = _strata_rows(groups, None, set(real) | set(synthetic))
+    else:
+        real, synthetic, strata = _draw_matched(rng, groups, config)
+    tutorial = _draw_tutorial(rng, cands, set(real) | set(synthetic), config)
     n_anchor = config["n_anchors"]
     frac = synthetic_fraction(config)
     a_syn = min(round(n_anchor * frac), len(synthetic))
     a_real = min(n_anchor - a_syn, len(real))
     a_syn = n_anchor - a_real
     anchors = real[:a_real] + synthetic[:a_syn]  # the draws are already random
-    return PoolDraw(items=sorted(real + synthetic), anchors=sorted(anchors), tutorial=sorted(tutorial))
+    return PoolDraw(
+        items=sorted(real + synthetic),
+        anchors=sorted(anchors),
+        tutorial=sorted(tutorial),
+        strata=strata,
+        matched=not config["unmatched"],
+        n_removed_shown_with_feedback=sum(c.tutorial_elsewhere for c in cands),
+        n_removed_rated_elsewhere=sum(c.rated_elsewhere and not c.tutorial_elsewhere for c in cands),
+        n_removed_unlabelled_type=sum(c.fitzpatrick is None and not c.tutorial_elsewhere for c in cands)
+        if by_fitz
+        else 0,
+    )
+
+
+def _draw_tutorial(rng: random.Random, cands: list[Candidate], taken: set[int], config: dict) -> list[int]:
+    """Tutorial examples, half synthetic where both kinds are left, from images never rated
+    in any study; images already in the tutorial set (used as tutorials elsewhere) first."""
+    n_tut = config["n_tutorial"]
+    if not n_tut:
+        return []
+    balance = config["balance_conditions"]
+    left = [c for c in cands if c.image_id not in taken and not c.rated_elsewhere]
+    known = {REAL: {}, SYNTHETIC: {}}  # type: dict[str, dict[int, list[int]]]
+    fresh = {REAL: {}, SYNTHETIC: {}}  # type: dict[str, dict[int, list[int]]]
+    for c in left:
+        (known if c.tutorial_elsewhere else fresh)[c.kind].setdefault(c.condition, []).append(c.image_id)
+    has = {kind: bool(known[kind] or fresh[kind]) for kind in (REAL, SYNTHETIC)}
+    n_syn = n_tut // 2 if has[SYNTHETIC] and has[REAL] else (n_tut if has[SYNTHETIC] else 0)
+    out: list[int] = []
+    for kind, n, what in (
+        (SYNTHETIC, n_syn, "more synthetic (tutorial)"),
+        (REAL, n_tut - n_syn, "more real (tutorial)"),
+    ):
+        n_known = min(n, sum(len(v) for v in known[kind].values()))
+        n_fresh = n - n_known
+        available = n_known + sum(len(v) for v in fresh[kind].values())
+        if n > available:
+            raise ValueError(f"only {available} {what} images match the pool filters, {n} needed")
+        out += _pick(rng, known[kind], n_known, balance, what) + _pick(
+            rng, fresh[kind], n_fresh, balance, what
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from turingtest.studies import protocol
 from turingtest.studies.models import (
     Assignment,
     Invitation,
+    LeakAudit,
     Presentation,
     RaterProfile,
     Study,
@@ -62,7 +63,19 @@ def new_seed() -> int:
 # --- studies ----------------------------------------------------------------------
 
 
-def _candidate_images(config: dict) -> list[tuple[int, str, int]]:
+def is_labelled_fitzpatrick(*, fitzpatrick: int | None, source: str | None) -> bool:
+    """The one rule of whether an image's Fitzpatrick type is a label (a dermatologist's or a
+    dataset's) rather than an estimate from the photo's skin colour (ARCHITECTURE.md invariant 9).
+
+    ``source`` is ``Image.provenance["fitzpatrick_source"]`` as the library writes it on import:
+    ``"estimated"`` when ``estimate_skin_colour`` set the type, ``"given"`` when the dataset did.
+    Images stored before that key existed count as labelled. When the library grows a proper
+    label/estimate field, change this function (and ``_candidate_images``'s lookup) only.
+    """
+    return fitzpatrick is not None and source != "estimated"
+
+
+def _candidate_images(config: dict, *, study: Study | None = None) -> list[protocol.Candidate]:
     pool = config["pool"]
     qs = Image.objects.filter(kind__in=pool["kinds"])
     if pool["conditions"]:
@@ -73,7 +86,69 @@ def _candidate_images(config: dict) -> list[tuple[int, str, int]]:
         # Synthetic images belong to a generation batch; real images have none,
         # so a batch filter only narrows the synthetic side.
         qs = qs.filter(Q(kind=Image.Kind.REAL) | Q(batch_id__in=pool["batches"]))
-    return list(qs.values_list("pk", "kind", "condition_id"))
+    other_items = StudyItem.objects.filter(image=OuterRef("pk"))
+    if study is not None:
+        other_items = other_items.exclude(study=study)
+    qs = qs.annotate(
+        tutorial_elsewhere=Exists(other_items.filter(is_tutorial=True)),
+        rated_elsewhere=Exists(other_items.filter(is_tutorial=False)),
+    )
+    rows = qs.values_list(
+        "pk",
+        "kind",
+        "condition_id",
+        "fitzpatrick",
+        "provenance__fitzpatrick_source",
+        "tutorial_elsewhere",
+        "rated_elsewhere",
+    )
+    return [
+        protocol.Candidate(
+            pk,
+            kind,
+            cond,
+            fitz if is_labelled_fitzpatrick(fitzpatrick=fitz, source=source) else None,
+            tut,
+            rated,
+        )
+        for pk, kind, cond, fitz, source, tut, rated in rows
+    ]
+
+
+def _match_error(exc: protocol.MatchError) -> ValueError:
+    """The protocol's ``MatchError`` with the short strata named by condition code and type."""
+    codes = dict(Condition.objects.values_list("pk", "code"))
+    by_stratum: dict[tuple, dict[str, protocol.StratumRow]] = {}
+    for row in exc.strata:
+        by_stratum.setdefault((row.condition, row.fitzpatrick), {})[row.kind] = row
+    parts = []
+    for cond, fitz in exc.short:
+        rows = by_stratum[(cond, fitz)]
+        name = codes.get(cond, str(cond)) + (f" × type {fitz}" if fitz is not None else "")
+        short = [
+            rows[k] for k in (protocol.REAL, protocol.SYNTHETIC) if rows[k].available < (rows[k].wanted or 0)
+        ]
+        parts.append(name + ": " + ", ".join(f"{r.available} of {r.wanted} {r.kind}" for r in short))
+    return ValueError(
+        f"{exc}. Short strata (available of wanted): {'; '.join(parts) or 'none'}. Add images to those "
+        "strata, narrow the pool filters, lower the pool size, or explicitly choose an unmatched design."
+    )
+
+
+def strata_table(rows: list, *, codes: dict[int, str] | None = None) -> list[dict]:
+    """The stratum table as plain dicts (condition code, type, kind, wanted, available, drawn)."""
+    codes = codes if codes is not None else dict(Condition.objects.values_list("pk", "code"))
+    return [
+        {
+            "condition": codes.get(r[0], str(r[0])),
+            "fitzpatrick": r[1],
+            "kind": r[2],
+            "wanted": r[3],
+            "available": r[4],
+            "drawn": r[5],
+        }
+        for r in rows
+    ]
 
 
 def _study_conditions(config: dict) -> list[Condition]:
@@ -88,7 +163,12 @@ def study_build_pool(*, study: Study) -> None:
     if study.is_frozen:
         raise StudyFrozen("the study is open or closed; copy it to change the pool")
     config = protocol.config_with_defaults(study.config)
-    draw = protocol.draw_pool(candidates=_candidate_images(config), config=config, seed=study.seed)
+    try:
+        draw = protocol.draw_pool(
+            candidates=_candidate_images(config, study=study), config=config, seed=study.seed
+        )
+    except protocol.MatchError as exc:
+        raise _match_error(exc) from None
     study.items.all().delete()
     anchors = set(draw.anchors)
     StudyItem.objects.bulk_create(
@@ -96,6 +176,14 @@ def study_build_pool(*, study: Study) -> None:
         + [StudyItem(study=study, image_id=i, is_tutorial=True) for i in draw.tutorial]
     )
     study.conditions.set(_study_conditions(config))
+    study.pool_summary = {
+        "matched": draw.matched,
+        "strata": strata_table(draw.strata),
+        "n_removed_shown_with_feedback": draw.n_removed_shown_with_feedback,
+        "n_removed_rated_elsewhere": draw.n_removed_rated_elsewhere,
+        "n_removed_unlabelled_type": draw.n_removed_unlabelled_type,
+    }
+    study.save(update_fields=["pool_summary"])
 
 
 @transaction.atomic
@@ -142,14 +230,18 @@ def study_update(*, study: Study, rebuild_pool: bool = True, **fields: Any) -> S
 
 
 def study_design(study: Study) -> dict:
-    """Everything that defines the analysis: config, seed, texts, and the exact item list."""
+    """Everything that defines the analysis: config, seed, texts, and the exact item list.
+
+    A frozen study's config is hashed as stored (it was completed with the defaults when it
+    opened), so a default added later does not change the hash of a study opened before.
+    """
     items = list(
         study.items.order_by("image_id").values_list(
             "image_id", "image__sha256", "image__kind", "is_anchor", "is_tutorial"
         )
     )
     return {
-        "config": protocol.config_with_defaults(study.config),
+        "config": study.config if study.is_frozen else protocol.config_with_defaults(study.config),
         "seed": study.seed,
         "instructions": study.instructions,
         "consent_text": study.consent_text,
@@ -162,11 +254,55 @@ def study_design_sha256(study: Study) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-@transaction.atomic
-def study_open(*, study: Study) -> Study:
-    """Freeze the design: snapshot the diagnosis list into the config, hash config + items, open.
+class LeakFlagged(ValueError):
+    """The latest leak audit of this design flagged a feature; opening needs an explicit override."""
 
-    Opening an open study is a no-op.
+
+def _tutorial_clashes(study: Study) -> int:
+    """Items of ``study`` that another study uses the other way (tutorial there, rated here or
+    vice versa): drafts drawn before one another, or before this rule, can clash."""
+    other = StudyItem.objects.filter(image=OuterRef("image")).exclude(study=study)
+    return (
+        study.items.alias(
+            has_rated=Exists(other.filter(is_tutorial=False)),
+            has_tutorial=Exists(other.filter(is_tutorial=True)),
+        )
+        .filter(Q(is_tutorial=True, has_rated=True) | Q(is_tutorial=False, has_tutorial=True))
+        .count()
+    )
+
+
+def _leak_audit_record(study: Study, draft_sha256: str, *, override_leaks: bool) -> dict:
+    """What the frozen design records of the leak audit; ``LeakFlagged`` without an override."""
+    audit = (
+        LeakAudit.objects.filter(study=study, design_sha256=draft_sha256, status=LeakAudit.Status.SUCCEEDED)
+        .order_by("-finished")
+        .first()
+    )
+    if audit is None:
+        return {"status": "not run", "audit": None, "flagged": [], "overridden": False}
+    if audit.flagged and not override_leaks:
+        raise LeakFlagged(
+            "the leak audit flagged " + ", ".join(audit.flagged) + ": a rater's browser can tell real from "
+            "synthetic by it. Fix the leak and audit again, or open with the explicit override."
+        )
+    return {
+        "status": "flagged" if audit.flagged else "clean",
+        "audit": audit.pk,
+        "flagged": list(audit.flagged),
+        "overridden": bool(audit.flagged),
+    }
+
+
+@transaction.atomic
+def study_open(*, study: Study, override_leaks: bool = False) -> Study:
+    """Freeze the design: snapshot the diagnosis list and the leak audit's outcome into the
+    config, hash config + items, open.
+
+    Refused (``ValueError``) when the pool has no items or an image is a tutorial example in
+    one study and rated in another; ``LeakFlagged`` when the latest leak audit of this very
+    design flagged a feature, unless ``override_leaks`` (recorded in the design). Opening an
+    open study is a no-op.
     """
     study = Study.objects.select_for_update().get(pk=study.pk)
     if study.status == Study.Status.OPEN:
@@ -176,6 +312,15 @@ def study_open(*, study: Study) -> Study:
     config = protocol.config_with_defaults(study.config)
     if not study.items.filter(is_tutorial=False).exists():
         raise ValueError("the study has no items")
+    clashes = _tutorial_clashes(study)
+    if clashes:
+        raise ValueError(
+            f"{clashes} images of this pool are shown with feedback in one study and rated in another; "
+            "redraw the pool (edit and save the design)"
+        )
+    config["leak_audit"] = _leak_audit_record(
+        study, study_design_sha256(study), override_leaks=override_leaks
+    )
     config["diagnosis_choices"] = [
         {"code": c.code, "name": c.name} for c in study.conditions.order_by("map_index")
     ]
@@ -201,7 +346,7 @@ def study_close(*, study: Study) -> Study:
 @transaction.atomic
 def study_copy(*, study: Study, owner: AbstractBaseUser, title: str | None = None) -> Study:
     """A new draft with the same design and the same items (not redrawn), to change and reopen."""
-    config = {k: v for k, v in study.config.items() if k != "diagnosis_choices"}
+    config = {k: v for k, v in study.config.items() if k not in protocol.SNAPSHOT_KEYS}
     copy = Study.objects.create(
         owner=owner,
         title=title or f"Copy of {study.title}",

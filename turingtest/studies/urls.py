@@ -22,6 +22,7 @@ urlpatterns = [
     path("studies/<int:study_id>/edit/", views.study_edit, name="study-edit"),
     path("studies/<int:study_id>/open/", views.study_open, name="study-open"),
     path("studies/<int:study_id>/close/", views.study_close, name="study-close"),
+    path("studies/<int:study_id>/audit/", views.study_audit, name="study-audit"),
     path("studies/<int:study_id>/copy/", views.study_copy, name="study-copy"),
     path("studies/<int:study_id>/invite/", views.study_invite, name="study-invite"),
     path("studies/<int:study_id>/share/", views.study_share, name="study-share"),

@@ -20,13 +20,15 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from turingtest.core import roles
-from turingtest.studies import forms, protocol, rating, services
+from turingtest.studies import forms, leakaudit, protocol, rating, scheduling, services
 from turingtest.studies.markdown import render_markdown
-from turingtest.studies.models import Assignment, Study
+from turingtest.studies.models import Assignment, Judgment, Study
 from turingtest.studies.progress import study_progress
 
 # Identical for every image, real or synthetic: the browser cache behaves the same for both.
 IMAGE_CACHE_CONTROL = "private, max-age=3600"
+EXPOSED_CACHE_CONTROL = "private, no-store"
+EXPOSED_ONCE = "This image was already shown once (time-limited study).\n"
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"RIFF", "image/webp"))
 
@@ -160,12 +162,19 @@ def rate_image(request: HttpRequest, token: str) -> HttpResponse:
     p = rating.presentation_for_image(token=token, user=request.user)
     if p is None:
         raise Http404
+    exposure_ms = (p.assignment.study.config or {}).get("exposure_ms")
+    if not rating.presentation_serve_image(presentation=p, exposure_ms=exposure_ms):
+        # Exposure-limited: the image was sent once already. The same bare 410 for every item.
+        response = HttpResponse(EXPOSED_ONCE, status=410, content_type="text/plain")
+        response["Cache-Control"] = "no-store"
+        return response
     with p.item.image.file.open("rb") as fh:
         data = fh.read()
     response = HttpResponse(data, content_type=_content_type(data))
     response["Content-Length"] = str(len(data))
-    # No never_cache here: it would add a time-stamped Expires. One policy for every image.
-    response["Cache-Control"] = IMAGE_CACHE_CONTROL
+    # No never_cache here: it would add a time-stamped Expires. One policy for every image of
+    # a study; an exposure-limited one must not keep the image where it could be looked at again.
+    response["Cache-Control"] = EXPOSED_CACHE_CONTROL if exposure_ms else IMAGE_CACHE_CONTROL
     return response
 
 
@@ -255,7 +264,8 @@ def study_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(
-                request, "Study created as a draft. Check the pool, run audit_leaks, then open it."
+                request,
+                "Study created as a draft. Check the stratum table, run the leak audit, then open it.",
             )
             return redirect("study-detail", study_id=study.pk)
     return render(request, "studies/study_form.html", {"form": form, "study": None})
@@ -293,6 +303,7 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
         n_tutorial=Count("pk", filter=Q(is_tutorial=True)),
     )
     invite_urls = request.session.pop(f"invite_urls_{study.pk}", None)
+    audit = leakaudit.leak_audit_latest(study_id=study.pk)
     return render(
         request,
         "studies/study_detail.html",
@@ -300,6 +311,15 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
             "study": study,
             "config": config,
             "counts": counts,
+            "pool": study.pool_summary or {},
+            "n_late": Judgment.objects.filter(presentation__assignment__study=study, is_late=True).count()
+            if config["exposure_ms"]
+            else 0,
+            "audit": audit,
+            "audit_is_current": audit is not None
+            and not study.is_frozen
+            and audit.design_sha256 == services.study_design_sha256(study),
+            "open_form": forms.OpenForm(),
             "progress": study_progress(study),
             "invite_urls": invite_urls,
             "invite_form": forms.InviteForm(),
@@ -323,12 +343,32 @@ def _managed_study(request: HttpRequest, study_id: int) -> Study:
 @require_POST
 def study_open(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _managed_study(request, study_id)
+    form = forms.OpenForm(request.POST)
+    override = form.is_valid() and form.cleaned_data["override_leaks"]
     try:
-        services.study_open(study=study)
+        study = services.study_open(study=study, override_leaks=override)
     except (ValueError, services.StudyFrozen) as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "The study is open; its design is frozen.")
+        if study.leak_audit_overridden:
+            messages.warning(
+                request, "The study is open over a flagged leak audit; the override is recorded."
+            )
+        else:
+            messages.success(request, "The study is open; its design is frozen.")
+    return redirect("study-detail", study_id=study.pk)
+
+
+@roles.researcher_required
+@require_POST
+def study_audit(request: HttpRequest, study_id: int) -> HttpResponse:
+    """Run the leak audit of a draft's design in the background; the study page shows its table."""
+    study = _managed_study(request, study_id)
+    if study.is_frozen:
+        messages.error(request, "The leak audit runs on drafts; run audit_leaks from the command line.")
+        return redirect("study-detail", study_id=study.pk)
+    row = scheduling.leak_audit_request(study=study, requested_by=request.user)
+    messages.info(request, f"Leak audit {row.pk}: {row.get_status_display().lower()}.")
     return redirect("study-detail", study_id=study.pk)
 
 

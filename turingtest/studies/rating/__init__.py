@@ -11,7 +11,12 @@
 from __future__ import annotations
 
 from turingtest.studies.rating.record import Recorded, judgment_record, validate_answer
-from turingtest.studies.rating.state import assignment_state, image_url, presentation_mark_shown
+from turingtest.studies.rating.state import (
+    assignment_state,
+    image_url,
+    presentation_mark_shown,
+    presentation_serve_image,
+)
 from turingtest.studies.rating.turn import (
     Answer,
     RaterTurn,
@@ -39,6 +44,7 @@ __all__ = [
     "judgment_record",
     "presentation_for_image",
     "presentation_mark_shown",
+    "presentation_serve_image",
     "turn_for_rater",
     "turn_load",
     "validate_answer",

@@ -19,7 +19,7 @@ from turingtest.library.models import Image
 from turingtest.studies.models import Judgment, Presentation, TutorialAnswer
 from turingtest.studies.rating import writers
 from turingtest.studies.rating.state import assignment_state, presentation_mark_shown
-from turingtest.studies.rating.turn import Answer, RaterTurn, RatingError, Rules, turn_load
+from turingtest.studies.rating.turn import Answer, RaterTurn, RatingError, Rules, is_previous, turn_load
 
 # Which writer records a new answer, by database vendor; the ORM writer for any other.
 WRITERS: dict[str, writers.Writer] = {"postgresql": writers.write_postgresql}
@@ -55,7 +55,9 @@ def judgment_record(*, turn: RaterTurn, token: str, answer: Answer, client_key: 
 
     Raises ``RatingError``: ``invalid`` (checked first, whatever the token), ``not_found``
     (not this rater's token), ``out_of_order`` (not the current item), ``already_answered``
-    (another key for an answered item that cannot be edited), ``key_reused``.
+    (another key for an answered item of a study with final answers), ``not_editable`` (an edit
+    of anything but the previous item), ``finished`` (an edit once every item is answered: the
+    score may have been shown, so nothing changes any more), ``key_reused``.
     """
     validate_answer(answer, turn.rules)
     current = turn.current
@@ -90,9 +92,21 @@ def _not_current(turn: RaterTurn, token: str, answer: Answer, client_key: uuid.U
     if existing is not None and existing.client_key == client_key:
         return Recorded(created=False, body=_replay_body(p, turn, existing.says_synthetic))
     if turn.rules.config["answers_editable"] and isinstance(existing, Judgment):
-        writers.judgment_edit(judgment=existing, answer=answer, client_key=client_key, now=timezone.now())
+        # No score oracle: only the previous item, and only while the score cannot be shown.
+        if turn.current is None:
+            raise RatingError("finished", _FINISHED)
+        if not is_previous(turn, p):
+            raise RatingError("not_editable", "Only the previous answer can be changed.")
+        if not writers.judgment_edit(
+            judgment=existing, answer=answer, client_key=client_key, now=timezone.now()
+        ):
+            # The rater answered the current item meanwhile (another tab): no longer the previous one.
+            raise RatingError("not_editable", "Only the previous answer can be changed.")
         return Recorded(created=False, body=_replay_body(p, turn, answer.says_synthetic))
     raise RatingError("already_answered", "This item was already answered; answers are final.")
+
+
+_FINISHED = "You have answered every item: your answers are final and can no longer be changed."
 
 
 def _existing_answer(p: Presentation) -> Judgment | TutorialAnswer | None:

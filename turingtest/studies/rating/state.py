@@ -40,6 +40,22 @@ def presentation_mark_shown(*, turn: RaterTurn) -> None:
         Presentation.objects.filter(pk=current.pk, shown_at__isnull=True).update(shown_at=timezone.now())
 
 
+def presentation_serve_image(*, presentation: Presentation, exposure_ms: int | None) -> bool:
+    """May the image bytes of ``presentation`` be sent now? Always, without an exposure limit.
+
+    With one the image is sent once per presentation: the first request claims
+    ``image_served_at`` (a conditional UPDATE, so two racing requests cannot both win) and
+    every later one is refused, so the image cannot be looked at again after it expired.
+    """
+    if not exposure_ms:
+        return True
+    return bool(
+        Presentation.objects.filter(pk=presentation.pk, image_served_at__isnull=True).update(
+            image_served_at=timezone.now()
+        )
+    )
+
+
 def assignment_state(*, turn: RaterTurn) -> dict:
     """What the rating page needs now: study questions, progress, the current and next item.
 
@@ -48,6 +64,7 @@ def assignment_state(*, turn: RaterTurn) -> dict:
     """
     rules = turn.rules
     config = rules.config
+    exposure = config["exposure_ms"]
     upcoming = turn.upcoming
     # Tutorial first, then study items, answered strictly in position order (editing an
     # earlier answer does not unanswer it): the current position is the progress.
@@ -64,7 +81,12 @@ def assignment_state(*, turn: RaterTurn) -> dict:
             "position": current.position - phase_offset + 1,
             "is_tutorial": current.is_tutorial,
         }
-        if len(upcoming) > 1:
+        if exposure:
+            # Served once (``presentation_serve_image``): after a reload the page must not ask again.
+            item["image_available"] = current.image_served_at is None
+        elif len(upcoming) > 1:
+            # No prefetch with an exposure limit: a prefetched image would start its clock
+            # before it is shown, and could not be fetched a second time.
             next_image_url = image_url(upcoming[1].token)
     finished = not upcoming
     questions = rules.questions
@@ -75,7 +97,7 @@ def assignment_state(*, turn: RaterTurn) -> dict:
         "finished": finished,
         "item": item,
         "next_image_url": next_image_url,
-        "previous": _previous(turn.assignment_id) if config["answers_editable"] and done else None,
+        "previous": _previous(turn) if config["answers_editable"] and done and not finished else None,
         "diagnosis_choices": (config.get("diagnosis_choices") or []) if questions["diagnosis"] else [],
         "score": _score(turn.assignment_id) if finished and config["show_score"] else None,
     }
@@ -90,24 +112,31 @@ def _answer_dict(j: Judgment) -> dict:
     }
 
 
-def _previous(assignment_id: int) -> dict | None:
-    """With editable answers the page may go back one step: the last answered study item."""
+def _previous(turn: RaterTurn) -> dict | None:
+    """With editable answers the page may go back one step: the study item just before the
+    current one (``turn.is_previous``); none after a tutorial item or once finished."""
+    current = turn.current
     p = (
-        Presentation.objects.filter(assignment_id=assignment_id, is_tutorial=False, answered_at__isnull=False)
+        Presentation.objects.filter(
+            assignment_id=turn.assignment_id, is_tutorial=False, position=current.position - 1
+        )
         .select_related("judgment__diagnosis")
-        .order_by("-position")
         .first()
     )
     if p is None:
         return None
-    return {
+    previous = {
         "token": p.public_token,
         "image_url": image_url(p.public_token),
         "answer": _answer_dict(p.judgment),
     }
+    if turn.rules.config["exposure_ms"]:
+        previous["image_available"] = False  # its one showing is over
+    return previous
 
 
 def _score(assignment_id: int) -> dict:
+    """Only for a finished assignment, which no answer can change any more (``record``)."""
     agg = Judgment.objects.filter(presentation__assignment_id=assignment_id).aggregate(
         n=Count("pk"),
         correct=Count(

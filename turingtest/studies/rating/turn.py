@@ -12,6 +12,7 @@ changes; after an answer the next turn is derived from it (``RaterTurn.after_ans
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from dataclasses import dataclass, replace
@@ -30,7 +31,9 @@ class RatingError(Exception):
 
     ``reason`` is one of: ``not_authenticated``, ``consent_required``, ``not_found`` (no
     assignment, a draft study, another rater's token), ``closed``, ``out_of_order``,
-    ``already_answered``, ``key_reused``, ``invalid`` (then ``errors`` holds field errors).
+    ``already_answered``, ``not_editable`` (an edit of anything but the previous item),
+    ``finished`` (an edit after the last answer: the assignment is frozen), ``key_reused``,
+    ``invalid`` (then ``errors`` holds field errors).
     """
 
     def __init__(self, reason: str, detail: str, errors: dict | None = None) -> None:
@@ -94,6 +97,7 @@ class Upcoming:
     position: int
     is_tutorial: bool
     is_shown: bool  # the server's shown_at is set
+    image_served_at: dt.datetime | None = None  # exposure-limited studies: when /img/ sent it
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ def _sql(where: str) -> tuple[str, str]:
         "s.id, s.status, s.title, s.config"
     )
     with_items = (
-        f"{head}, p.id, p.public_token, p.position, p.is_tutorial, p.shown_at IS NOT NULL "
+        f"{head}, p.id, p.public_token, p.position, p.is_tutorial, p.shown_at IS NOT NULL, p.image_served_at "
         f"FROM {p} p JOIN {a} a ON a.id = p.assignment_id JOIN {s} s ON s.id = a.study_id "
         f"WHERE {where} AND p.answered_at IS NULL ORDER BY p.position LIMIT {N_UPCOMING}"
     )
@@ -173,11 +177,26 @@ def _read(where: str, params: list) -> RaterTurn | None:
         n_items=n_items,
         n_tutorial=n_tutorial,
         upcoming=tuple(
-            Upcoming(pk=r[9], token=r[10], position=r[11], is_tutorial=bool(r[12]), is_shown=bool(r[13]))
+            Upcoming(
+                pk=r[9],
+                token=r[10],
+                position=r[11],
+                is_tutorial=bool(r[12]),
+                is_shown=bool(r[13]),
+                image_served_at=_datetime(r[14]),
+            )
             for r in rows
             if len(r) > 9
         ),
     )
+
+
+def _datetime(value: object) -> dt.datetime | None:
+    """A timestamp column as raw SQL returns it: aware on PostgreSQL; naive UTC, or text, on SQLite."""
+    if value is None:
+        return None
+    when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def _check_found(study_status: str | None) -> None:
@@ -228,13 +247,15 @@ def presentation_for_image(*, token: str, user: AbstractBaseUser | AnonymousUser
     """The presentation whose image ``user`` may fetch by ``token``, with its image; else None.
 
     Allowed: the rater's current or next item of a study they may rate now (``check_access``),
-    or an answered study item when answers are editable. Everything else is None, so the
-    caller answers a plain 404 and a token reveals nothing, not even that it exists.
+    or, with editable answers, the immediately previous study item while the assignment is
+    unfinished. In an exposure-limited study only the current item (nothing is prefetched).
+    Everything else is None, so the caller answers a plain 404 and a token reveals nothing,
+    not even that it exists.
     """
     if not user.is_authenticated:
         return None
     p = (
-        Presentation.objects.select_related("assignment", "item__image")
+        Presentation.objects.select_related("assignment__study", "item__image")
         .filter(public_token=token, assignment__rater=user)
         .first()
     )
@@ -244,6 +265,15 @@ def presentation_for_image(*, token: str, user: AbstractBaseUser | AnonymousUser
         turn = turn_for_rater(study_id=p.assignment.study_id, user=user)
     except RatingError:
         return None
+    config = turn.rules.config
     if p.answered_at is None:
-        return p if p.pk in {u.pk for u in turn.upcoming[:2]} else None
-    return p if not p.is_tutorial and turn.rules.config["answers_editable"] else None
+        allowed = turn.upcoming[:1] if config["exposure_ms"] else turn.upcoming[:2]
+        return p if p.pk in {u.pk for u in allowed} else None
+    return p if is_previous(turn, p) and config["answers_editable"] else None
+
+
+def is_previous(turn: RaterTurn, p: Presentation) -> bool:
+    """``p`` is the study item just before the current one of an unfinished assignment: the
+    only answer a rater may change (the ``B`` key), and never once the score can be shown."""
+    current = turn.current
+    return current is not None and not p.is_tutorial and p.position == current.position - 1

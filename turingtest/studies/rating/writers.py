@@ -27,7 +27,7 @@ import uuid
 from typing import Protocol
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, Q, Value, When
 from django.db.models.functions import Coalesce
 
 from turingtest.library.models import Condition
@@ -102,7 +102,11 @@ def write_orm(*, turn: RaterTurn, answer: Answer, client_key: uuid.UUID, now: dt
             )
         else:
             Judgment.objects.create(
-                presentation_id=current.pk, client_key=client_key, answered_at=now, **judgment
+                presentation_id=current.pk,
+                client_key=client_key,
+                answered_at=now,
+                is_late=is_late(turn, now),
+                **judgment,
             )
         progress = {}
         if not turn.has_started:
@@ -114,12 +118,39 @@ def write_orm(*, turn: RaterTurn, answer: Answer, client_key: uuid.UUID, now: dt
     return True
 
 
-def judgment_edit(*, judgment: Judgment, answer: Answer, client_key: uuid.UUID, now: dt.datetime) -> None:
-    """Replace an editable answer (a new key, one revision more); the presentation stays claimed."""
+def judgment_edit(*, judgment: Judgment, answer: Answer, client_key: uuid.UUID, now: dt.datetime) -> bool:
+    """Replace an editable answer (a new key, one revision more); the presentation stays claimed.
+
+    Only while the item after it is still unanswered (it is the previous item of an unfinished
+    assignment), checked in the UPDATE itself, so an edit racing the last answer cannot slip in
+    after the score was shown. False when nothing changed.
+    """
     code = None if answer.diagnosis in (None, "unsure") else answer.diagnosis
-    Judgment.objects.filter(pk=judgment.pk).update(
-        client_key=client_key, revision=judgment.revision + 1, edited_at=now, **_judgment_fields(answer, code)
+    p = Presentation.objects.filter(pk=judgment.presentation_id).values("assignment_id", "position").get()
+    next_open = Presentation.objects.filter(
+        assignment_id=p["assignment_id"], position=p["position"] + 1, answered_at__isnull=True
     )
+    return bool(
+        Judgment.objects.filter(pk=judgment.pk)
+        .filter(Exists(next_open))
+        .update(
+            client_key=client_key,
+            revision=judgment.revision + 1,
+            edited_at=now,
+            **_judgment_fields(answer, code),
+        )
+    )
+
+
+def is_late(turn: RaterTurn, now: dt.datetime) -> bool:
+    """An answer to an exposure-limited item arriving after exposure_ms + answer_window_ms from
+    when the image was sent (both writers store this same flag)."""
+    config = turn.rules.config
+    served = turn.upcoming[0].image_served_at
+    if not config["exposure_ms"] or served is None:
+        return False
+    allowed = dt.timedelta(milliseconds=config["exposure_ms"] + config["answer_window_ms"])
+    return now - served > allowed
 
 
 # --- PostgreSQL -------------------------------------------------------------------------
@@ -156,6 +187,7 @@ def write_postgresql(*, turn: RaterTurn, answer: Answer, client_key: uuid.UUID, 
         "response_ms": answer.response_ms,
         "code": code,
         "assignment": turn.assignment_id,
+        "is_late": is_late(turn, now),
     }
     # One statement is its own transaction; inside a caller's transaction it gets a savepoint
     # like the ORM writer, so an IntegrityError leaves that transaction usable.
@@ -189,9 +221,9 @@ def _statement(is_tutorial: bool, with_code: bool, progress: str) -> str:
     else:
         insert = (
             f"INSERT INTO {_table(Judgment)} (presentation_id, client_key, says_synthetic, confidence, "
-            f"diagnosis_id, diagnosis_unsure, comment, response_ms, answered_at, revision) "
+            f"diagnosis_id, diagnosis_unsure, comment, response_ms, answered_at, revision, is_late) "
             f"SELECT %(current)s, %(key)s, %(says_synthetic)s, %(confidence)s, (SELECT id FROM cond), "
-            f"%(unsure)s, %(comment)s, %(response_ms)s, %(now)s, 1 WHERE {won} RETURNING 1"
+            f"%(unsure)s, %(comment)s, %(response_ms)s, %(now)s, 1, %(is_late)s WHERE {won} RETURNING 1"
         )
     progress_cte = (
         f", progress AS (UPDATE {a} SET {progress} WHERE id = %(assignment)s AND {won} RETURNING 1)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from django.conf import settings
@@ -153,9 +154,28 @@ class Command(BaseCommand):
             )
         return self._count_procedural() - before
 
+    def _matched_per_kind(self, per_kind: int) -> int:
+        """Real and synthetic images per kind the demo's library can match within condition.
+
+        The demo's stand-ins and its DermGAN batch do not cover the same conditions in the same
+        numbers, so the demo study takes a 1:1 matched pool from the conditions that have both
+        kinds (the draw leaves the others out) rather than giving up matching.
+        """
+        counts = Counter(Image.objects.values_list("condition_id", "kind"))
+        conditions = {c for c, _ in counts}
+        capacity = sum(
+            min(counts[(c, Image.Kind.REAL)], counts[(c, Image.Kind.SYNTHETIC)]) for c in conditions
+        )
+        if capacity == 0:
+            raise CommandError(
+                "no condition has both real and synthetic demo images: no matched study possible"
+            )
+        return min(per_kind, capacity)
+
     def _study(self, researcher, per_kind: int, seed: int) -> Study:
         study = Study.objects.filter(title=DEMO_STUDY_TITLE, owner=researcher).first()
         if study is None:
+            per_kind = self._matched_per_kind(per_kind)
             study = study_create(
                 owner=researcher,
                 title=DEMO_STUDY_TITLE,

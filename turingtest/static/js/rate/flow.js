@@ -40,7 +40,11 @@ export function createFlow({ queue, view }) {
       return;
     }
     const prev = state.previous;
-    view.showItem({ token: prev.token, image_url: prev.image_url, is_tutorial: false }, prev.answer, state);
+    view.showItem(
+      { token: prev.token, image_url: prev.image_url, image_available: prev.image_available, is_tutorial: false },
+      prev.answer,
+      state,
+    );
   }
 
   function continueAfterFeedback() {

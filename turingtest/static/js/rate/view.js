@@ -5,7 +5,11 @@
  *   in place of the form), finished, error.
  * - response_ms is measured with performance.now() from the frame the image was painted to
  *   the rater's (last) real/synthetic choice.
- * - The next image is prefetched (new Image()) so the rater never waits.
+ * - The next image is prefetched (new Image()) so the rater never waits, except in a study
+ *   with an exposure limit: there the server sends each image once, when it is shown (a
+ *   prefetched image would start its clock early and could not be fetched again), and an item
+ *   whose image was already sent (``image_available: false``, e.g. after a reload) is answered
+ *   from memory without asking for the image again.
  *
  * This module owns the view's name, the item on screen with the answer being built, the
  * exposure timer and the prefetched image. It never talks to the server: a failed image
@@ -76,6 +80,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
   let current = null; // the item on screen and the answer being built
   let exposureTimer = null;
   let prefetched = null; // keeps the prefetching Image alive until it is used
+  const expiredText = ui.exposureNote.textContent.trim();
 
   const diagnosis = createCombobox({
     input: ui.diagnosisInput,
@@ -155,7 +160,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     }
     diagnosis.setChoices(s.diagnosis_choices);
     showItem(s.item, null, s);
-    prefetch(s.next_image_url);
+    if (!s.study.exposure_ms) prefetch(s.next_image_url);
   }
 
   function prefetch(url) {
@@ -209,12 +214,27 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     ui.stage.classList.remove("expired");
     ui.stage.hidden = false;
     ui.exposureNote.hidden = true;
+    ui.exposureNote.textContent = expiredText;
     ui.image.hidden = true;
     ui.imageWait.hidden = false;
     ui.imageWait.textContent = "Loading image…";
     show("item");
     ui.itemHeading.focus({ preventScroll: true });
-    loadImage(item, 0);
+    if (item.image_available === false) showAlreadyExposed(item.token);
+    else loadImage(item, 0);
+  }
+
+  /** Exposure-limited item whose one showing is over: no image request, answer from memory. */
+  function showAlreadyExposed(token) {
+    ui.stage.classList.add("expired");
+    ui.imageWait.hidden = true;
+    ui.exposureNote.textContent = "This image was already shown once (time-limited study): give your answer.";
+    ui.exposureNote.hidden = false;
+    current.shownAt = window.performance.now();
+    ui.real.disabled = false;
+    ui.synthetic.disabled = false;
+    if (current.prefill) applyPrefill(current.prefill);
+    root.dataset.shownToken = token;
   }
 
   function showing(token) {

@@ -28,35 +28,28 @@ class Command(BaseCommand):
         study = Study.objects.filter(pk=o["study_id"]).first()
         if study is None:
             raise CommandError(f"no study {o['study_id']}")
-        rows = audit.audit_collect(study=study)
         try:
-            results, clf, clf_all = audit.audit_analyse(rows)
+            outcome = audit.audit_study(study=study)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        flagged = [r.name for r in [*results, clf] if r.flagged and not r.content_driven]
-        if flagged:
-            # A real leak replicates; a timing feature that crossed the line by chance (a 95%
-            # CI clears 0.5 for 1 noise feature in 20) does not. Re-fetch and keep what repeats.
-            again, clf2, _ = audit.audit_analyse(audit.audit_collect(study=study))
-            repeated = {r.name for r in [*again, clf2] if r.flagged}
-            unconfirmed = [name for name in flagged if name not in repeated]
-            flagged = [name for name in flagged if name in repeated]
-            if unconfirmed:
-                self.stderr.write("flagged once but not on a second fetch (noise): " + ", ".join(unconfirmed))
+        if outcome.unconfirmed:
+            self.stderr.write(
+                "flagged once but not on a second fetch (noise): " + ", ".join(outcome.unconfirmed)
+            )
         if o["json"]:
             payload = {
                 "study": study.pk,
-                "n_items": len(rows),
-                "features": [r.__dict__ | {"flagged": r.flagged} for r in [*results, clf, clf_all]],
-                "failed": flagged,
+                "n_items": outcome.n_items,
+                "features": [r.__dict__ | {"flagged": r.flagged} for r in outcome.table],
+                "failed": outcome.flagged,
             }
             self.stdout.write(json.dumps(payload, indent=2))
         else:
-            n_syn = sum(r["kind"] == "synthetic" for r in rows)
             self.stdout.write(
-                f"audit of study {study.pk}: {len(rows)} items ({n_syn} synthetic) fetched as a rater"
+                f"audit of study {study.pk}: {outcome.n_items} items ({outcome.n_synthetic} synthetic) "
+                "fetched as a rater"
             )
-            self.stdout.write(audit.format_table(results, clf, clf_all))
-        if flagged:
-            raise CommandError("features separate real from synthetic: " + ", ".join(flagged))
+            self.stdout.write(audit.format_table(outcome.results, outcome.classifier, outcome.classifier_all))
+        if outcome.flagged:
+            raise CommandError("features separate real from synthetic: " + ", ".join(outcome.flagged))
         self.stdout.write("no leak flagged (AUC > 0.6 with CI above 0.5) outside content-driven features")

@@ -40,6 +40,16 @@ class Command(BaseCommand):
             "--fitzpatrick", default="", help="Comma-separated skin types 1-6 (default: all)."
         )
         parser.add_argument("--no-balance", action="store_true", help="Do not balance conditions.")
+        parser.add_argument(
+            "--match-fitzpatrick",
+            action="store_true",
+            help="Match real and synthetic within labelled skin type too (estimated types are left out).",
+        )
+        parser.add_argument(
+            "--unmatched",
+            action="store_true",
+            help="Explicitly give up matching within condition (recorded in the design; the report warns).",
+        )
         parser.add_argument("--diagnosis", action="store_true", help="Ask a diagnosis.")
         parser.add_argument("--no-confidence", action="store_true", help="Do not ask confidence.")
         parser.add_argument("--comment", action="store_true", help="Allow a comment.")
@@ -77,6 +87,8 @@ class Command(BaseCommand):
             "n_real": o["real"],
             "n_synthetic": o["synthetic"],
             "balance_conditions": not o["no_balance"],
+            "match_fitzpatrick": o["match_fitzpatrick"],
+            "unmatched": o["unmatched"],
             "items_per_rater": o["items_per_rater"],
             "n_anchors": o["anchors"],
             "n_tutorial": o["tutorial"],
@@ -100,8 +112,27 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         n_items = study.items.filter(is_tutorial=False).count()
+        self._strata(study)
         self.stdout.write(
             f"{study.status} study {study.title!r}: {n_items} items, owner {owner.get_username()}, seed {study.seed}"
             + (f", design sha256 {study.config_sha256}" if study.config_sha256 else "")
         )
         self.stdout.write(f"study {study.pk}")
+
+    def _strata(self, study) -> None:
+        """The stratum table (condition × type × kind: wanted / available / drawn)."""
+        pool = study.pool_summary or {}
+        self.stdout.write(
+            ("matched" if pool.get("matched") else "UNMATCHED (explicit choice)")
+            + f"; kept apart from tutorials elsewhere: {pool.get('n_removed_shown_with_feedback', 0)}, "
+            f"from rated items elsewhere: {pool.get('n_removed_rated_elsewhere', 0)}"
+        )
+        self.stdout.write(
+            f"{'condition':<10} {'type':<5} {'kind':<10} {'wanted':>6} {'available':>9} {'drawn':>5}"
+        )
+        for r in pool.get("strata", []):
+            wanted = "-" if r["wanted"] is None else r["wanted"]
+            fitz = r["fitzpatrick"] or "any"
+            self.stdout.write(
+                f"{r['condition']:<10} {fitz!s:<5} {r['kind']:<10} {wanted!s:>6} {r['available']:>9} {r['drawn']:>5}"
+            )
