@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image as PILImage
 
+from tests import test_library_batches
 from tests.factories import ImageFactory, ResearcherFactory
 from tests.library_support import distribution, tiny_checkpoint
 from turingtest.images import png_length
@@ -22,14 +23,7 @@ from turingtest.studies import services as study_services
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def library(db, settings, tmp_path):
-    call_command("loaddata", "fixtures/conditions.json", verbosity=0)
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.IMAGE_SIZE = 32
-    services._RENDERERS.clear()
-    return tmp_path
+library = test_library_batches.library  # the library tests' fixture: taxonomy, media, 32 px
 
 
 def _noise(w: int, h: int, seed: int) -> PILImage.Image:
