@@ -20,7 +20,7 @@ identical file properties, so nothing but the pixels can tell them apart:
   files to a fixed size would also hide the length, but needs a fixed upper bound and
   still leaves the decoder's work content-dependent; stored blocks need neither. The
   price is bandwidth: ~197 KB per 256-px image instead of ~40–100 KB (a 100-item study
-  is ~20 MB per rater), and 3 × more library storage. The encoder is ours (IHDR, IDAT,
+  is ~20 MB per rater), and 2–5 × more library storage. The encoder is ours (IHDR, IDAT,
   IEND; ~20 lines with ``zlib.adler32``/``crc32``) rather than Pillow's so the bytes,
   and therefore ``sha256`` — the pixel hash that detects duplicates — are a pure
   function of the pixels, independent of Pillow's filter heuristics and zlib's block
