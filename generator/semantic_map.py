@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from generator.config import N_BASE_CHANNELS
+from generator.white_balance import shades_of_grey
 
 # ---------------------------------------------------------------------------
 # Skin colours
@@ -238,7 +239,9 @@ def _not_wrapped(shape: tuple[int, ...], shift: int, axis: int) -> np.ndarray:
     return valid
 
 
-def estimate_skin_colour(image: np.ndarray, lesion_mask: np.ndarray | None = None) -> SkinEstimate:
+def estimate_skin_colour(
+    image: np.ndarray, lesion_mask: np.ndarray | None = None, *, white_balance: bool = False
+) -> SkinEstimate:
     """Estimate the healthy-skin colour of a clinical photo.
 
     The healthy skin is everything outside the lesion mask, kept a small margin away from
@@ -246,7 +249,9 @@ def estimate_skin_colour(image: np.ndarray, lesion_mask: np.ndarray | None = Non
     the image (outer 12% on each side), where dermatology photos rarely put the lesion.
     The colour is the per-channel median in CIELAB: robust to hair, shadows, specular
     highlights and other lesions, and perceptually meaningful. ITA° is computed from the
-    median L* and b*.
+    median L* and b*. ``white_balance=True`` first applies shades-of-grey (p = 6) white
+    balance to the whole image (``generator.white_balance``); see the README for how
+    either agrees with dermatologists' Fitzpatrick labels (barely).
 
     Parameters
     ----------
@@ -259,6 +264,8 @@ def estimate_skin_colour(image: np.ndarray, lesion_mask: np.ndarray | None = Non
     is empty, or no healthy skin is left.
     """
     image = _check_image(image)
+    if white_balance:
+        image = shades_of_grey(image)
     h, w = image.shape[:2]
     if lesion_mask is None:
         ring = max(1, int(round(0.12 * min(h, w))))

@@ -67,8 +67,10 @@ FORBIDDEN_KEYS = frozenset(
     }
 )
 KIND_VALUES = frozenset({"real", "synthetic"})
-# Headers that legitimately differ between two images' responses.
-PER_RESPONSE_HEADERS = frozenset({"date", "content-length"})
+# Headers that legitimately differ between two images' responses. Not Content-Length:
+# stored images are constant-size (turingtest.images.encode_png), so a length that
+# differs is a leak (it once separated real from synthetic with AUC 1.0).
+PER_RESPONSE_HEADERS = frozenset({"date"})
 IMAGE_PATH = re.compile(r"^/img/([A-Za-z0-9_-]{16,})/?$")
 
 
@@ -264,7 +266,7 @@ def _scan_json(r: Captured, doc: object, truth: StudyTruth, study_tokens: dict) 
 
 
 def _compare_image_headers(image_headers: dict[str, tuple[str, dict[str, str]]]) -> list[Finding]:
-    """Real and synthetic image responses must carry identical headers (bar date and length)."""
+    """Real and synthetic image responses must carry identical headers (bar the date), length included."""
     findings = []
     by_kind: dict[str, list[dict[str, str]]] = {}
     for kind, headers in image_headers.values():

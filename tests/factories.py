@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 
 import factory
 from django.contrib.auth import get_user_model
@@ -11,14 +10,14 @@ from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
 from turingtest.core import roles
+from turingtest.images import encode_png
 from turingtest.library.models import Condition, Image
 from turingtest.studies.models import Assignment, Presentation, RaterProfile, Study, StudyItem
 
 
 def png_bytes(colour: tuple[int, int, int] = (200, 150, 120), size: int = 32) -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", (size, size), colour).save(buf, format="PNG")
-    return buf.getvalue()
+    """A flat image in the library's constant-size encoding (what ``normalize`` stores)."""
+    return encode_png(PILImage.new("RGB", (size, size), colour))
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -70,6 +69,7 @@ class ImageFactory(factory.django.DjangoModelFactory):
     kind = Image.Kind.REAL
     condition = factory.SubFactory(ConditionFactory)
     fitzpatrick = 3
+    fitzpatrick_source = "label"
     width = 32
     height = 32
     sha256 = factory.Sequence(lambda n: hashlib.sha256(f"image{n}".encode()).hexdigest())

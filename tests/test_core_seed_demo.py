@@ -42,6 +42,11 @@ def test_seed_demo_builds_users_images_an_open_study_with_answers_and_prints_a_r
     assert procedural.count() == 12
     assert set(procedural.values_list("fitzpatrick", flat=True)) == {1, 2, 3, 4, 5, 6}
     assert Image.objects.filter(kind=Image.Kind.SYNTHETIC).count() == 12
+    # native resolution: stand-ins are drawn at the stored size, the tiny checkpoint renders 32 px
+    assert set(procedural.values_list("native_width", "native_height")) == {(settings.IMAGE_SIZE,) * 2}
+    assert set(procedural.values_list("fitzpatrick_source", flat=True)) == {"label"}
+    synthetic = Image.objects.filter(kind=Image.Kind.SYNTHETIC)
+    assert set(synthetic.values_list("native_width", "native_height")) == {(32, 32)}
     study = Study.objects.get()
     assert study.status == Study.Status.OPEN and study.config_sha256
     assert Judgment.objects.filter(presentation__assignment__study=study).count() > 0

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageCms
 
-from turingtest.images import ImageError, encode_png, normalize, open_image
+from turingtest.images import ImageError, encode_png, normalize, open_image, png_length
 
 
 def _noise(size: tuple[int, int], seed: int = 0, mode: str = "RGB") -> PILImage.Image:
@@ -209,3 +209,33 @@ def test_encode_png_ignores_whatever_info_the_pil_image_carries():
     im.info["icc_profile"] = b"junk"
     im.info["exif"] = b"junk"
     assert set(_png_chunks(encode_png(im))) == {b"IHDR", b"IDAT", b"IEND"}
+
+
+def test_every_image_of_one_size_has_the_same_byte_length_whatever_its_content():
+    flat = PILImage.new("RGB", (97, 97), (180, 140, 120))
+    gradient = PILImage.fromarray(np.tile(np.arange(97, dtype=np.uint8)[:, None, None], (1, 97, 3)))
+    photo_like = _noise((400, 300), seed=3)  # incompressible; also cropped and resized
+    outputs = [normalize(im, size=97) for im in (flat, gradient, photo_like, _noise((97, 97), seed=4))]
+    assert {len(out.data) for out in outputs} == {png_length(97)}
+    assert len({out.sha256 for out in outputs}) == 4
+    # one IDAT of stored deflate: the chunk layout is the same too
+    assert {tuple(_png_chunks(out.data)) for out in outputs} == {(b"IHDR", b"IDAT", b"IEND")}
+
+
+def test_the_uncompressed_png_decodes_to_exactly_the_pixels_at_every_size():
+    for side in (1, 8, 148, 256, 300):  # 256 and 300 need several stored deflate blocks
+        arr = np.asarray(_noise((side, side + 1), seed=side))
+        data = encode_png(PILImage.fromarray(arr))
+        assert len(data) == png_length(side, side + 1)
+        assert np.array_equal(np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB")), arr)
+        assert zlib.decompress(data[8 + 25 + 8 : -16])[: 1 + 3 * side] == b"\x00" + arr[0].tobytes()
+    assert png_length(256) == 196_947  # the figure the docstring and README quote
+
+
+def test_normalize_records_the_native_size_before_crop_and_resize():
+    out = normalize(_noise((120, 90)), size=32)
+    assert out.native_size == (120, 90) and out.image.size == (32, 32)
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # rotate 90°: the native size is the displayed (oriented) one
+    rotated = normalize(_save(_noise((120, 90)), "JPEG", exif=exif), size=32)
+    assert rotated.native_size == (90, 120)

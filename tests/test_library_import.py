@@ -13,6 +13,7 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
+from turingtest.images import png_length
 from turingtest.library import imports, store
 from turingtest.library.models import Image
 
@@ -113,8 +114,9 @@ def test_it_imports_the_good_rows_and_reports_every_bad_one_with_its_line(taxono
     assert set(images) == {"a.png", "b.jpg", "c.png"}
     a, b, c = images["a.png"], images["b.jpg"], images["c.png"]
     assert (a.condition.code, a.fitzpatrick, a.patient_id, a.kind) == ("MEL", 2, "P1", "real")
+    assert a.fitzpatrick_source == "label" and a.has_labelled_fitzpatrick and a.ita_degrees is not None
     assert a.mask and a.lesion_area_fraction == pytest.approx(1 / 9, abs=0.05)
-    assert b.condition.code == "NEV" and b.provenance["fitzpatrick_source"] == "estimated"
+    assert b.condition.code == "NEV" and b.fitzpatrick_source == "estimate" and not b.has_labelled_fitzpatrick
     assert b.fitzpatrick in {1, 2, 3} and b.skin_rgb is not None  # light skin, estimated from its border
     assert c.condition.code == "SEK" and c.fitzpatrick == 6 and c.lesion_bbox is not None
     for image in images.values():
@@ -199,7 +201,9 @@ def test_the_pad_ufes_20_layout_is_detected_and_its_codes_mapped(taxonomy, media
     ack = Image.objects.get(patient_id="PAT_1")
     assert ack.condition.code == "AK" and ack.fitzpatrick == 2
     assert ack.provenance["source"] == "PAD-UFES-20" and ack.provenance["lesion_id"] == "1"
-    assert Image.objects.get(patient_id="PAT_2").provenance["fitzpatrick_source"] == "estimated"
+    assert ack.fitzpatrick_source == "label"
+    assert Image.objects.get(patient_id="PAT_2").fitzpatrick_source == "estimate"
+    assert list(Image.objects.fitzpatrick_labelled()) == [ack]
 
 
 def test_isic_folders_pair_images_with_their_segmentations(taxonomy, media, tmp_path):
@@ -229,6 +233,9 @@ def test_real_and_synthetic_style_inputs_leave_with_identical_file_properties(ta
         with default_storage.open(image.file.name) as fh:
             im = PILImage.open(fh)
             assert (im.format, im.mode, im.size, sorted(im.info)) == ("PNG", "RGB", (32, 32), [])
+        assert image.file.size == png_length(32)  # the same byte length whatever the content
+    assert (real.native_width, real.native_height) == (60, 45) and real.native_side == 45
+    assert (fake.native_width, fake.native_height) == (64, 64)
 
 
 def test_storing_the_same_pixels_twice_is_refused_or_returns_the_first(taxonomy, media):

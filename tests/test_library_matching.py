@@ -96,7 +96,7 @@ def test_a_mirror_has_the_real_images_condition_lesion_area_location_orientation
 
 def test_an_estimated_skin_type_is_not_carried_over_as_a_label(library):
     real = real_image("MEL")
-    assert real.provenance["fitzpatrick_source"] == "estimated"
+    assert real.fitzpatrick_source == "estimate"
     assert rendering.spec_mirroring(image=real, size=32)["fitzpatrick"] is None
 
 
@@ -139,7 +139,7 @@ def test_a_matched_batch_renders_k_mirrors_per_real_image_and_records_which(
         assert mirror.provenance["spec"] == batch.specs[mirror.batch_index]["spec"]
         assert mirror.lesion_area_fraction == pytest.approx(real.lesion_area_fraction, rel=0.2)
     assert [m.fitzpatrick for m in mirrors[0:2]] == [1, 1] and [m.fitzpatrick for m in mirrors[4:6]] == [3, 3]
-    assert mirrors[2].provenance["fitzpatrick_source"] == "estimated"  # no label to carry over
+    assert mirrors[2].fitzpatrick_source == "estimate"  # no label to carry over
     # The tiny network has no dropout, so its render seed changes nothing: repeats are moved slightly.
     assert len({m.sha256 for m in mirrors}) == 6
     assert [e["jittered"] for e in batch.specs] == [False, True] * 3

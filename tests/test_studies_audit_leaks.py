@@ -53,16 +53,22 @@ def test_a_format_difference_between_real_and_synthetic_is_flagged_and_fails():
         call_command("audit_leaks", str(study.pk))
 
 
-def test_the_analysis_marks_byte_size_as_content_and_does_not_fail_on_it():
+def test_the_analysis_flags_byte_size_as_a_leak_and_sharpness_as_content():
     rows = [
-        {"kind": "synthetic" if i % 2 else "real", "byte_size": 1000 + 50 * (i % 2) + i, "url_length": 37}
+        {
+            "kind": "synthetic" if i % 2 else "real",
+            "byte_size": 1000 + 50 * (i % 2) + i,
+            "sharpness": 10.0 + 40 * (i % 2) + i,
+            "url_length": 37,
+        }
         for i in range(30)
     ]
     results, clf, _ = audit.audit_analyse(rows)
     by_name = {r.name: r for r in results}
-    assert by_name["byte_size"].flagged and by_name["byte_size"].content_driven
+    assert by_name["byte_size"].flagged and not by_name["byte_size"].content_driven
+    assert by_name["sharpness"].flagged and by_name["sharpness"].content_driven
     assert by_name["url_length"].auc == 0.5 and not by_name["url_length"].flagged
-    assert not clf.flagged
+    assert clf.flagged  # the classifier over non-content features now sees byte size
 
 
 def test_an_unknown_study_exits_non_zero():

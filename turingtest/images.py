@@ -8,12 +8,23 @@ identical file properties, so nothing but the pixels can tell them apart:
   We crop rather than pad because padding draws bars that only non-square
   (real, dataset) photographs would get — a tell that a rater would learn at once.
   Dermatology datasets centre the lesion, so the crop keeps it.
-* **PNG, 8-bit RGB, fixed encoder settings.** Lossless, so the file holds exactly the
-  normalized pixels and re-encoding never drifts; JPEG's chroma subsampling and
+* **PNG, 8-bit RGB, uncompressed, written here.** Lossless, so the file holds exactly
+  the normalized pixels and re-encoding never drifts; JPEG's chroma subsampling and
   quantisation would add artefacts whose strength depends on encoder state and
-  version. Pillow's PNG encoder with a fixed ``compress_level`` and no ancillary
-  chunks writes the same bytes for the same pixels, so ``sha256`` of the file is a
-  pixel hash and detects duplicates.
+  version. The deflate stream is *stored* (no compression) with filter type 0 on every
+  row, in one IDAT chunk, so **the byte length depends only on the pixel size**: every
+  ``IMAGE_SIZE`` image is exactly ``png_length(IMAGE_SIZE)`` bytes (196,947 at 256 px)
+  and costs the same to read and send. A compressed PNG's size follows its content
+  (real photos compress worse than smooth renders); the issue that prompted this found
+  ``Content-Length`` separating real from synthetic with AUC 1.0. Padding compressed
+  files to a fixed size would also hide the length, but needs a fixed upper bound and
+  still leaves the decoder's work content-dependent; stored blocks need neither. The
+  price is bandwidth: ~197 KB per 256-px image instead of ~40–100 KB (a 100-item study
+  is ~20 MB per rater), and 2–5 × more library storage. The encoder is ours (IHDR, IDAT,
+  IEND; ~20 lines with ``zlib.adler32``/``crc32``) rather than Pillow's so the bytes,
+  and therefore ``sha256`` — the pixel hash that detects duplicates — are a pure
+  function of the pixels, independent of Pillow's filter heuristics and zlib's block
+  sizes in future versions.
 * **sRGB.** An embedded ICC profile is applied (converted to sRGB with LittleCMS)
   before it is dropped; untagged images are taken as sRGB, as browsers do.
 * **No metadata.** EXIF orientation is applied to the pixels first, then nothing is
@@ -24,7 +35,12 @@ identical file properties, so nothing but the pixels can tell them apart:
   become RGB.
 
 Masks (lesion segmentations) go through the same crop and a nearest-neighbour
-resize, so lesion geometry (area fraction, bounding box) stays aligned.
+resize, so lesion geometry (area fraction, bounding box) stays aligned. Masks are never
+served to raters, so they keep Pillow's compressed PNG.
+
+``NormalizedImage.native_size`` records the pixel size before cropping and resizing
+(after EXIF orientation): a 128-px render upscaled to 256 looks softer than a photo
+downscaled from 2000 px, and the study page warns about it (resolution parity).
 
 Decompression bombs are refused before decoding (``IMAGE_MAX_PIXELS``), and a
 truncated file is an error rather than a silently grey-padded image.
@@ -34,6 +50,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -46,7 +64,8 @@ from PIL import ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 # Truncated files must fail loudly (Pillow's default, stated so nobody flips it).
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-PNG_COMPRESS_LEVEL = 6
+MASK_PNG_COMPRESS_LEVEL = 6  # masks only; served images are stored uncompressed
+_STORED_BLOCK = 65_535  # the largest deflate stored block
 DEFAULT_MAX_PIXELS = 64_000_000  # a 8000 × 8000 photograph; dermoscopy images are far smaller
 
 ImageSource = PILImage.Image | bytes | str | Path | BinaryIO
@@ -65,6 +84,7 @@ class NormalizedImage:
     sha256: str  # of ``data``
     mask: np.ndarray | None = None  # bool (size, size)
     mask_data: bytes | None = None  # 1-bit-looking 8-bit PNG (0/255)
+    native_size: tuple[int, int] | None = None  # (width, height) before crop and resize
 
     @property
     def size(self) -> int:
@@ -179,11 +199,54 @@ def _centre_square(size: tuple[int, int]) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _stored_zlib(raw: bytes) -> bytes:
+    """A zlib stream of stored (uncompressed) deflate blocks: its length depends on len(raw) only."""
+    out = [b"\x78\x01"]  # deflate, 32K window, no dictionary, "fastest" level bits
+    n = len(raw)
+    for start in range(0, max(n, 1), _STORED_BLOCK):
+        block = raw[start : start + _STORED_BLOCK]
+        final = 1 if start + _STORED_BLOCK >= n else 0
+        out.append(struct.pack("<BHH", final, len(block), len(block) ^ 0xFFFF) + block)
+    out.append(struct.pack(">I", zlib.adler32(raw)))
+    return b"".join(out)
+
+
 def encode_png(im: PILImage.Image) -> bytes:
-    """PNG bytes with fixed settings and no ancillary chunks (``info`` is not consulted)."""
+    """Uncompressed 8-bit RGB PNG: IHDR, one IDAT of stored deflate (filter 0), IEND.
+
+    ``info`` (EXIF, ICC, text) is never consulted, and the length is ``png_length`` of
+    the pixel size whatever the content (see the module docstring for why).
+    """
+    rgb = im if im.mode == "RGB" else im.convert("RGB")
+    width, height = rgb.size
+    pixels = np.asarray(rgb, dtype=np.uint8).reshape(height, width * 3)
+    raw = np.hstack([np.zeros((height, 1), dtype=np.uint8), pixels]).tobytes()  # filter byte 0 per row
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", _stored_zlib(raw))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def png_length(width: int, height: int | None = None) -> int:
+    """Byte length of ``encode_png`` for a ``width`` × ``height`` image (``height`` defaults to square)."""
+    height = width if height is None else height
+    raw = height * (1 + 3 * width)
+    n_blocks = max(1, -(-raw // _STORED_BLOCK))
+    return 8 + (12 + 13) + (12 + 2 + 5 * n_blocks + raw + 4) + 12
+
+
+def encode_mask_png(im: PILImage.Image) -> bytes:
+    """Compressed PNG with fixed settings and no ancillary chunks, for masks (never rater-visible)."""
     clean = PILImage.frombytes(im.mode, im.size, im.tobytes())  # drops info/ICC/EXIF entirely
     buf = io.BytesIO()
-    clean.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
+    clean.save(buf, format="PNG", compress_level=MASK_PNG_COMPRESS_LEVEL, optimize=False)
     return buf.getvalue()
 
 
@@ -237,7 +300,7 @@ def normalize(
         if mask_im.size != (size, size):
             mask_im = mask_im.resize((size, size), PILImage.Resampling.NEAREST)
         mask_arr = np.asarray(mask_im) > 127
-        mask_data = encode_png(PILImage.fromarray(mask_arr.astype(np.uint8) * 255, "L"))
+        mask_data = encode_mask_png(PILImage.fromarray(mask_arr.astype(np.uint8) * 255, "L"))
 
     # Re-open from the bytes so callers see exactly what is stored.
     stored = PILImage.open(io.BytesIO(data))
@@ -248,4 +311,5 @@ def normalize(
         sha256=hashlib.sha256(data).hexdigest(),
         mask=mask_arr,
         mask_data=mask_data,
+        native_size=(int(im.size[0]), int(im.size[1])),
     )

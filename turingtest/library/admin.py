@@ -73,14 +73,25 @@ class ConditionAdmin(admin.ModelAdmin):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "condition", "fitzpatrick", "width", "height", "batch", "created"]
-    list_filter = ["kind", "condition", "fitzpatrick"]
+    list_display = [
+        "id",
+        "kind",
+        "condition",
+        "fitzpatrick",
+        "fitzpatrick_source",
+        "ita_display",
+        "native_display",
+        "batch",
+        "created",
+    ]
+    list_filter = ["kind", "condition", "fitzpatrick", "fitzpatrick_source"]
     search_fields = ["public_token", "sha256", "patient_id"]
     readonly_fields = [
         "public_token",
         "sha256",
         "width",
         "height",
+        "native_display",
         "provenance",
         "created",
         "batch",
@@ -88,10 +99,20 @@ class ImageAdmin(admin.ModelAdmin):
         "lesion_area_fraction",
         "lesion_bbox",
         "skin_rgb",
-        "ita_degrees",
+        "fitzpatrick_source",
+        "ita_display",
     ]
+    exclude = ["native_width", "native_height", "ita_degrees"]
     list_select_related = ["condition", "batch"]
     actions = ["generate_matched"]
+
+    def save_model(self, request: HttpRequest, obj: Image, form, change: bool) -> None:
+        # A type a person enters here is their label, not the importer's estimate any more.
+        if "fitzpatrick" in form.changed_data:
+            obj.fitzpatrick_source = (
+                Image.FitzpatrickSource.LABEL if obj.fitzpatrick is not None else Image.FitzpatrickSource.NONE
+            )
+        super().save_model(request, obj, form, change)
 
     def has_generate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("library.add_generationbatch")
@@ -145,6 +166,16 @@ class ImageAdmin(admin.ModelAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/library/image/generate_matched.html", context)
+
+    @admin.display(description="estimated ITA°", ordering="ita_degrees")
+    def ita_display(self, obj: Image) -> str:
+        return "–" if obj.ita_degrees is None else f"{obj.ita_degrees:.1f}"
+
+    @admin.display(description="native resolution")
+    def native_display(self, obj: Image) -> str:
+        if obj.native_width is None or obj.native_height is None:
+            return "unknown"
+        return f"{obj.native_width} × {obj.native_height}"
 
 
 @admin.register(GeneratorCheckpoint)

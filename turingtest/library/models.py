@@ -39,6 +39,19 @@ class Condition(models.Model):
         return f"{self.name} ({self.code})"
 
 
+def is_labelled_fitzpatrick(*, fitzpatrick: int | None, source: str | None) -> bool:
+    """The one rule of whether a Fitzpatrick type is a label (a dermatologist's or a dataset's)
+    rather than an estimate from the photo's skin colour (ARCHITECTURE.md invariant 9). Only a
+    type recorded as a label counts: one of unknown origin might be an estimate."""
+    return fitzpatrick is not None and source == Image.FitzpatrickSource.LABEL
+
+
+class ImageQuerySet(models.QuerySet):
+    def fitzpatrick_labelled(self) -> ImageQuerySet:
+        """Images whose Fitzpatrick type is a label (see ``Image.has_labelled_fitzpatrick``)."""
+        return self.filter(fitzpatrick__isnull=False, fitzpatrick_source=Image.FitzpatrickSource.LABEL)
+
+
 class Image(models.Model):
     """One normalized image in the library, real or synthetic.
 
@@ -47,11 +60,25 @@ class Image(models.Model):
     ``provenance`` holds, for synthetic images, at least seed, batch, index,
     checkpoint_sha256, spec and generator_version; for procedural demo images
     ``{"procedural": true, "seed": ...}``; for imported ones the dataset source.
+
+    ``fitzpatrick_source`` says what ``fitzpatrick`` means: a *label* (a dataset's
+    dermatologist-assigned type, or the type a synthetic or procedural image was made
+    for) or an *estimate* from the photo's skin colour (ITA°, kept in ``ita_degrees``).
+    On PAD-UFES-20 the estimate barely agrees with the labels (README), so analyses by
+    skin type use labels only. ``native_width``/``native_height`` are the pixel size
+    before ``normalize()`` (a batch's render size, a photo's original size): a study
+    warns when real and synthetic images differ in it. Null for rows stored before
+    these fields existed.
     """
 
     class Kind(models.TextChoices):
         REAL = "real", "Real"
         SYNTHETIC = "synthetic", "Synthetic"
+
+    class FitzpatrickSource(models.TextChoices):
+        LABEL = "label", "Label"
+        ESTIMATE = "estimate", "Estimate (ITA°)"
+        NONE = "", "None"
 
     public_token = models.CharField(max_length=32, unique=True, default=new_public_token, editable=False)
     kind = models.CharField(max_length=10, choices=Kind.choices, db_index=True)
@@ -59,8 +86,19 @@ class Image(models.Model):
     fitzpatrick = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Fitzpatrick skin type 1–6."
     )
+    fitzpatrick_source = models.CharField(
+        max_length=8,
+        choices=FitzpatrickSource.choices,
+        default=FitzpatrickSource.NONE,
+        blank=True,
+        help_text="Whether the Fitzpatrick type is a label or an estimate from the skin colour.",
+    )
     skin_rgb = models.JSONField(null=True, blank=True, help_text="Healthy-skin colour [r, g, b], 0–255.")
-    ita_degrees = models.FloatField(null=True, blank=True, help_text="Individual typology angle of the skin.")
+    ita_degrees = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Individual typology angle of the skin, estimated from the photo (not a label).",
+    )
     lesion_area_fraction = models.FloatField(null=True, blank=True)
     lesion_bbox = models.JSONField(null=True, blank=True, help_text="[x0, y0, x1, y1] as image fractions.")
     file = models.FileField(upload_to="", max_length=200)
@@ -68,6 +106,12 @@ class Image(models.Model):
     sha256 = models.CharField(max_length=64, db_index=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    native_width = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Pixel width before normalization."
+    )
+    native_height = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Pixel height before normalization."
+    )
     provenance = models.JSONField(default=dict, blank=True)
     patient_id = models.CharField(
         max_length=64, blank=True, help_text="Dataset patient id, for grouped splits."
@@ -77,6 +121,8 @@ class Image(models.Model):
     )
     batch_index = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+
+    objects = ImageQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["kind", "condition"])]
@@ -97,6 +143,22 @@ class Image(models.Model):
     @property
     def is_synthetic(self) -> bool:
         return self.kind == self.Kind.SYNTHETIC
+
+    @property
+    def has_labelled_fitzpatrick(self) -> bool:
+        """True when ``fitzpatrick`` is a label, so skin-type breakdowns and matching may use it.
+
+        An estimate from skin colour is not a phototype (it agrees with dermatologists'
+        labels little better than chance on PAD-UFES-20), so it never counts here.
+        """
+        return is_labelled_fitzpatrick(fitzpatrick=self.fitzpatrick, source=self.fitzpatrick_source)
+
+    @property
+    def native_side(self) -> int | None:
+        """The side of the centred square ``normalize()`` resized: the image's native resolution."""
+        if self.native_width is None or self.native_height is None:
+            return None
+        return min(self.native_width, self.native_height)
 
 
 def checkpoint_upload_to(instance: GeneratorCheckpoint, filename: str) -> str:

@@ -159,7 +159,7 @@ def spec_mirroring(*, image: Image, size: int) -> dict[str, Any]:
         raise LibraryError(
             f"real image {image.pk} has neither a skin colour nor a Fitzpatrick type to mirror"
         )
-    is_label = image.provenance.get("fitzpatrick_source") != "estimated"
+    is_label = image.has_labelled_fitzpatrick
     return {
         "mirrors_image_id": image.pk,
         "geometry": geometry,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from turingtest import queue
@@ -123,11 +123,7 @@ def real_images_select(*, conditions: Sequence[str] = (), fitzpatrick: Sequence[
     if codes:
         images = images.filter(condition__code__in=codes)
     if fitzpatrick:
-        # A JSON key compared in exclude() also drops rows without the key on PostgreSQL: say both.
-        is_label = Q(provenance__fitzpatrick_source__isnull=True) | ~Q(
-            provenance__fitzpatrick_source="estimated"
-        )
-        images = images.filter(is_label, fitzpatrick__in=list(fitzpatrick))
+        images = images.fitzpatrick_labelled().filter(fitzpatrick__in=list(fitzpatrick))
     return images
 
 

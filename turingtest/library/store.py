@@ -105,17 +105,17 @@ def image_fields(
     """The ``Image`` row's fields for normalized pixels (shared with the bulk import, which inserts later)."""
     provenance = dict(provenance)
     estimate = _skin(normalized)
+    source = Image.FitzpatrickSource.LABEL if fitzpatrick is not None else Image.FitzpatrickSource.NONE
     if fitzpatrick is None and estimate is not None:
         fitzpatrick = int(estimate.fitzpatrick)
-        provenance.setdefault("fitzpatrick_source", "estimated")
-    elif fitzpatrick is not None:
-        provenance.setdefault("fitzpatrick_source", "given")
+        source = Image.FitzpatrickSource.ESTIMATE
     if skin_rgb is None and estimate is not None:
         skin_rgb = tuple(int(v) for v in estimate.rgb)
     return {
         "kind": kind,
         "condition": condition,
         "fitzpatrick": fitzpatrick,
+        "fitzpatrick_source": source,
         "skin_rgb": list(skin_rgb) if skin_rgb is not None else None,
         "ita_degrees": round(float(estimate.ita_degrees), 3) if estimate is not None else None,
         "lesion_area_fraction": normalized.lesion_area_fraction(),
@@ -123,6 +123,8 @@ def image_fields(
         "sha256": normalized.sha256,
         "width": normalized.size,
         "height": normalized.size,
+        "native_width": normalized.native_size[0] if normalized.native_size else None,
+        "native_height": normalized.native_size[1] if normalized.native_size else None,
         "provenance": provenance,
         "patient_id": patient_id or "",
         "batch": batch,

@@ -14,9 +14,17 @@ value per item cannot separate the classes by memorising them.
 
 A feature is flagged when its AUC exceeds 0.6 and its CI's lower bound exceeds 0.5
 (with a few dozen items a pure-noise feature often reaches 0.6 by chance; requiring the
-interval to clear chance keeps the audit from crying wolf). Byte size is marked as
-content-driven: PNG size follows image content, and blinding cannot hide it without
-re-encoding the pixels; it is reported but does not fail the audit.
+interval to clear chance keeps the audit from crying wolf). Byte size (the body's length
+and the ``Content-Length`` header) is a leak like any other: stored images are
+constant-size (``turingtest.images.encode_png``), so a byte size that separates the
+kinds means an image escaped that encoding. It is flagged on AUC > 0.6 alone, without
+the CI condition, because byte lengths do not vary from fetch to fetch as timings do.
+
+Content-driven features are reported but never fail the audit: they are properties of
+the pixels, which are what raters are asked to judge. ``sharpness`` (mean squared
+Laplacian of the grey image: high-frequency energy) is one, so a researcher sees when,
+say, upscaled 128-px renders are softer than downscaled photos; ``resolution_parity``
+compares the images' native resolutions behind it.
 """
 
 from __future__ import annotations
@@ -42,7 +50,9 @@ from scipy import optimize, stats
 
 from turingtest.studies.models import Assignment, Presentation, Study
 
-CONTENT_FEATURES = {"byte_size", "header:content-length"}
+CONTENT_FEATURES = {"sharpness"}
+# Deterministic per item: flagged on the AUC alone (see the module docstring).
+STRICT_FEATURES = {"byte_size", "header:content-length"}
 FLAG_AUC = 0.6
 N_BOOT = 1000
 N_FOLDS = 5
@@ -61,6 +71,8 @@ class FeatureResult:
 
     @property
     def flagged(self) -> bool:
+        if self.name in STRICT_FEATURES:
+            return self.auc > FLAG_AUC
         return self.auc > FLAG_AUC and self.ci_low > 0.5
 
 
@@ -81,6 +93,19 @@ def _url_shape(url: str) -> str:
     return re.sub(r"[g-zA-Z]", "a", shape[5:]) if shape.startswith("/img/") else shape
 
 
+def sharpness(grey: np.ndarray) -> float:
+    """High-frequency energy: the mean squared 4-neighbour Laplacian of a grey image (0..255).
+
+    Blur, upscaling and smooth renders lower it; noise, hair and fine texture raise it.
+    Border pixels are left out (no padding artefacts).
+    """
+    g = np.asarray(grey, dtype=np.float64)
+    if g.ndim != 2 or min(g.shape) < 3:
+        return 0.0
+    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
+    return float(np.mean(lap**2))
+
+
 def _image_features(data: bytes) -> dict:
     try:
         with PILImage.open(io.BytesIO(data)) as im:
@@ -91,9 +116,17 @@ def _image_features(data: bytes) -> dict:
                 "height": im.height,
                 "mode": im.mode,
                 "metadata_keys": ",".join(meta) or "-",
+                "sharpness": round(sharpness(np.asarray(im.convert("L"))), 3),
             }
     except Exception:
-        return {"format": "unreadable", "width": 0, "height": 0, "mode": "-", "metadata_keys": "-"}
+        return {
+            "format": "unreadable",
+            "width": 0,
+            "height": 0,
+            "mode": "-",
+            "metadata_keys": "-",
+            "sharpness": 0.0,
+        }
 
 
 def _masked_state_shape(state: dict) -> str:
@@ -409,3 +442,105 @@ def audit_study(*, study: Study) -> AuditOutcome:
         flagged=flagged,
         unconfirmed=unconfirmed,
     )
+
+
+# --- resolution parity ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KindResolution:
+    """Native resolutions (side of the square that was resized) of one kind's items."""
+
+    kind: str
+    n: int
+    n_unknown: int
+    min_side: int | None
+    median_side: float | None
+    max_side: int | None
+    n_upscaled: int  # native side below the stored size: detail was interpolated, not captured
+
+
+@dataclass(frozen=True)
+class ResolutionParity:
+    """Do real and synthetic items of a study come from the same native resolution?
+
+    Downscaling to the stored size keeps detail and upscaling invents none, so what a
+    rater can see is the *effective* resolution, min(native side, stored side); the kinds
+    differ when it separates them (direction-free AUC > 0.6, as for leaks), e.g. a
+    128-px checkpoint upscaled to 256 against photos downscaled from 512.
+    """
+
+    kinds: tuple[KindResolution, ...]
+    auc: float | None  # of the effective side; None when a kind has no known native size
+    differs: bool
+    message: str
+
+
+def _kind_resolution(kind: str, sides: list[int | None], stored: list[int]) -> KindResolution:
+    known = [s for s in sides if s is not None]
+    upscaled = sum(1 for s, full in zip(sides, stored, strict=True) if s is not None and s < full)
+    return KindResolution(
+        kind=kind,
+        n=len(sides),
+        n_unknown=len(sides) - len(known),
+        min_side=min(known) if known else None,
+        median_side=float(np.median(known)) if known else None,
+        max_side=max(known) if known else None,
+        n_upscaled=upscaled,
+    )
+
+
+def resolution_parity(*, study: Study) -> ResolutionParity:
+    """Compare the native resolution of the study's rated real and synthetic images (tutorials excluded)."""
+    rows = list(
+        study.items.filter(is_tutorial=False).values_list(
+            "image__kind", "image__native_width", "image__native_height", "image__width", "image__height"
+        )
+    )
+    by_kind: dict[str, tuple[list[int | None], list[int]]] = {"real": ([], []), "synthetic": ([], [])}
+    for kind, nw, nh, w, h in rows:
+        sides, stored = by_kind.setdefault(kind, ([], []))
+        sides.append(min(nw, nh) if nw is not None and nh is not None else None)
+        stored.append(min(w, h))
+    kinds = tuple(_kind_resolution(k, *by_kind[k]) for k in ("real", "synthetic"))
+    effective = [
+        (kind == "synthetic", min(side, full))
+        for kind in ("real", "synthetic")
+        for side, full in zip(*by_kind[kind], strict=True)
+        if side is not None
+    ]
+    y = np.array([e[0] for e in effective], dtype=bool)
+    unknown = sum(k.n_unknown for k in kinds)
+    if y.size == 0 or y.all() or not y.any():
+        missing = [k.kind for k in kinds if k.n - k.n_unknown == 0]
+        message = f"native resolution unknown for every {' and '.join(missing)} item" if missing else ""
+        return ResolutionParity(kinds, None, False, message or "no items")
+    auc = _separation(y, np.array([e[1] for e in effective], dtype=float))
+    real, synthetic = kinds
+    differs = auc > FLAG_AUC
+    if differs:
+        message = (
+            f"real and synthetic images differ in native resolution (median side {real.median_side:g} px vs "
+            f"{synthetic.median_side:g} px; {real.n_upscaled} real and {synthetic.n_upscaled} synthetic were "
+            f"upscaled): sharpness alone may tell them apart. Render at (or above) the photos' resolution, "
+            f"or draw photos of the checkpoint's resolution."
+        )
+    else:
+        message = "real and synthetic images have comparable native resolution"
+    if unknown:
+        message += f" ({unknown} items of unknown native resolution left out)"
+    return ResolutionParity(kinds, round(auc, 3), differs, message)
+
+
+def format_resolution_parity(parity: ResolutionParity) -> str:
+    lines = [
+        f"{'native resolution':<18} {'n':>4} {'unknown':>7} {'min':>5} {'median':>7} {'max':>5} {'upscaled':>8}"
+    ]
+    for k in parity.kinds:
+        cells = ["–" if v is None else f"{v:g}" for v in (k.min_side, k.median_side, k.max_side)]
+        lines.append(
+            f"{k.kind:<18} {k.n:>4} {k.n_unknown:>7} {cells[0]:>5} {cells[1]:>7} {cells[2]:>5} {k.n_upscaled:>8}"
+        )
+    auc = "–" if parity.auc is None else f"{parity.auc:.3f}"
+    lines.append(f"{'WARNING: ' if parity.differs else ''}{parity.message} (AUC of effective side {auc})")
+    return "\n".join(lines)

@@ -126,7 +126,7 @@ def _pick(
 class Candidate(NamedTuple):
     """A library image a pool may draw. ``fitzpatrick`` is a *labelled* skin type or None
     (an estimate from the photo is never a label: the caller decides, see
-    ``services.is_labelled_fitzpatrick``). The two flags say how other studies use the image:
+    ``library.models.is_labelled_fitzpatrick``). The two flags say how other studies use the image:
     shown with feedback (a tutorial item) or rated there."""
 
     image_id: int

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from turingtest.core import roles
-from turingtest.library.models import Condition, Image
+from turingtest.library.models import Condition, Image, is_labelled_fitzpatrick
 from turingtest.studies import protocol
 from turingtest.studies.models import (
     Assignment,
@@ -63,18 +63,6 @@ def new_seed() -> int:
 # --- studies ----------------------------------------------------------------------
 
 
-def is_labelled_fitzpatrick(*, fitzpatrick: int | None, source: str | None) -> bool:
-    """The one rule of whether an image's Fitzpatrick type is a label (a dermatologist's or a
-    dataset's) rather than an estimate from the photo's skin colour (ARCHITECTURE.md invariant 9).
-
-    ``source`` is ``Image.provenance["fitzpatrick_source"]`` as the library writes it on import:
-    ``"estimated"`` when ``estimate_skin_colour`` set the type, ``"given"`` when the dataset did.
-    Images stored before that key existed count as labelled. When the library grows a proper
-    label/estimate field, change this function (and ``_candidate_images``'s lookup) only.
-    """
-    return fitzpatrick is not None and source != "estimated"
-
-
 def _candidate_images(config: dict, *, study: Study | None = None) -> list[protocol.Candidate]:
     pool = config["pool"]
     qs = Image.objects.filter(kind__in=pool["kinds"])
@@ -98,7 +86,7 @@ def _candidate_images(config: dict, *, study: Study | None = None) -> list[proto
         "kind",
         "condition_id",
         "fitzpatrick",
-        "provenance__fitzpatrick_source",
+        "fitzpatrick_source",
         "tutorial_elsewhere",
         "rated_elsewhere",
     )

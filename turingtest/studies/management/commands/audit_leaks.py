@@ -2,12 +2,16 @@
 
 Fetches every item as a rater's browser would (rolled back afterwards), prints a table of
 per-feature AUCs with 95% CIs and a cross-validated classifier, and exits non-zero when a
-feature that is not content-driven is flagged. Run it before opening a study.
+feature that is not content-driven is flagged (byte size included: stored images are
+constant-size). It also reports whether real and synthetic images share a native
+resolution (a warning, not a failure: it is a property of the pixels). Run it before
+opening a study.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -36,11 +40,13 @@ class Command(BaseCommand):
             self.stderr.write(
                 "flagged once but not on a second fetch (noise): " + ", ".join(outcome.unconfirmed)
             )
+        parity = audit.resolution_parity(study=study)
         if o["json"]:
             payload = {
                 "study": study.pk,
                 "n_items": outcome.n_items,
                 "features": [r.__dict__ | {"flagged": r.flagged} for r in outcome.table],
+                "resolution_parity": asdict(parity),
                 "failed": outcome.flagged,
             }
             self.stdout.write(json.dumps(payload, indent=2))
@@ -50,6 +56,9 @@ class Command(BaseCommand):
                 "fetched as a rater"
             )
             self.stdout.write(audit.format_table(outcome.results, outcome.classifier, outcome.classifier_all))
+            self.stdout.write("")
+            self.stdout.write(audit.format_resolution_parity(parity))
         if outcome.flagged:
             raise CommandError("features separate real from synthetic: " + ", ".join(outcome.flagged))
-        self.stdout.write("no leak flagged (AUC > 0.6 with CI above 0.5) outside content-driven features")
+        if not o["json"]:  # --json prints one JSON document and nothing else
+            self.stdout.write("no leak flagged (AUC > 0.6 with CI above 0.5) outside content-driven features")
