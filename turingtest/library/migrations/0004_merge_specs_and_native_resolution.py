@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('library', '0003_generationbatch_specs'),
-        ('library', '0003_image_native_resolution'),
+        ("library", "0003_generationbatch_specs"),
+        ("library", "0003_image_native_resolution"),
     ]
 
-    operations = [
-    ]
+    operations = []
