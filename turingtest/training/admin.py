@@ -17,7 +17,6 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.views.decorators.cache import never_cache
 
 from turingtest.training.forms import TrainingJobForm
 from turingtest.training.models import TrainingJob
@@ -65,18 +64,16 @@ class TrainingJobAdmin(admin.ModelAdmin):
         css = {"all": ["css/library-admin.css"]}
 
     def get_urls(self):
-        view = self.admin_site.admin_view
+        view = self.admin_site.admin_view  # staff only, and never cached
         return [
             path("<int:pk>/progress.json", view(self.progress_view), name="training_trainingjob_progress"),
             path("<int:pk>/sample.png", view(self.sample_view), name="training_trainingjob_sample"),
             *super().get_urls(),
         ]
 
-    @never_cache
     def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         return JsonResponse(get_object_or_404(TrainingJob, pk=pk).progress())
 
-    @never_cache
     def sample_view(self, request: HttpRequest, pk: int) -> FileResponse:
         job = get_object_or_404(TrainingJob, pk=pk)
         if not job.sample_name:
