@@ -135,6 +135,12 @@ def test_a_segment_waits_while_another_holds_the_job_and_takes_over_once_its_lea
     job.refresh_from_db()
     assert (job.step, job.state_step, job.next_segment, job.lease_token) == (2, 2, 1, "")
     assert runs.segment_run(job_pk=job.pk, segment=0).status == "stale"  # a duplicate of segment 0
+    # Cancelled while a segment holds it, then resumed at once: no second segment starts beside it.
+    held = timezone.now() + timedelta(seconds=60)
+    TrainingJob.objects.filter(pk=job.pk).update(status="running", lease_token="other", lease_until=held)
+    services.training_job_cancel(job=job)
+    services.training_job_resume(job=job)
+    assert runs.segment_run(job_pk=job.pk, segment=1).status == "busy"
 
 
 def test_cancelling_stops_a_running_segment_at_its_next_log_and_a_resumed_job_finishes(

@@ -95,6 +95,7 @@ def segment_run(
             return _succeed(job, token, segment, workdir / "run")
         return _hand_on(job, token, segment, send_next)
     except LeaseLost:
+        _mine(job, token, active=False).update(lease_token="", lease_until=None)  # cancelled: let go
         job.refresh_from_db()
         return SegmentOutcome("cancelled" if job.status == job.Status.CANCELLED else "stale")
     except Exception as exc:
@@ -132,8 +133,10 @@ def _claim(job_pk: int, segment: int) -> tuple[TrainingJob, str] | SegmentOutcom
     return SegmentOutcome("busy", retry_in=max(1.0, wait + 0.5))
 
 
-def _mine(job: TrainingJob, token: str):
-    return TrainingJob.objects.filter(pk=job.pk, lease_token=token, status=TrainingJob.Status.RUNNING)
+def _mine(job: TrainingJob, token: str, *, active: bool = True):
+    """The job's row while this segment holds it (and, by default, while it is still running)."""
+    rows = TrainingJob.objects.filter(pk=job.pk, lease_token=token)
+    return rows.filter(status=TrainingJob.Status.RUNNING) if active else rows
 
 
 def _train(job: TrainingJob, token: str, workdir: Path) -> int:
@@ -262,10 +265,6 @@ def _succeed(job: TrainingJob, token: str, segment: int, run: Path) -> SegmentOu
 
 
 def _fail(job: TrainingJob, token: str, *, error: str) -> None:
-    TrainingJob.objects.filter(pk=job.pk, lease_token=token).update(
-        status=TrainingJob.Status.FAILED,
-        error=error[:2000],
-        lease_token="",
-        lease_until=None,
-        finished=timezone.now(),
-    )
+    """The job fails (unless it was cancelled meanwhile) and this segment lets go of it."""
+    _mine(job, token).update(status=TrainingJob.Status.FAILED, error=error[:2000], finished=timezone.now())
+    _mine(job, token, active=False).update(lease_token="", lease_until=None)

@@ -125,8 +125,10 @@ def training_job_cancel(*, job: TrainingJob) -> bool:
 
     Returns False (a no-op) for a job that had already finished.
     """
+    # The lease stays: a segment in flight gives it up when it stops, a dead one's expires, and
+    # until then a resumed job cannot start a second segment beside it.
     cancelled = TrainingJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(
-        status=TrainingJob.Status.CANCELLED, lease_token="", lease_until=None, finished=timezone.now()
+        status=TrainingJob.Status.CANCELLED, finished=timezone.now()
     )
     job.refresh_from_db()
     return bool(cancelled)
@@ -137,7 +139,7 @@ def training_job_resume(*, job: TrainingJob) -> TrainingJob:
     with transaction.atomic():
         resumed = TrainingJob.objects.filter(
             pk=job.pk, status__in=[TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED]
-        ).update(status=TrainingJob.Status.QUEUED, error="", finished=None, lease_token="", lease_until=None)
+        ).update(status=TrainingJob.Status.QUEUED, error="", finished=None)
         if not resumed:
             raise TrainingError(
                 f"job {job.pk} is {job.status}: only a failed or cancelled job can be resumed"
