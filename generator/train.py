@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import dataclasses
+import hashlib
 import json
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from generator import checkpoint as ckpt_io
+from generator.batchnorm import recalibrated_copy
 from generator.config import GeneratorConfig
 from generator.data import TAXONOMY_CONDITIONS, ManifestDataset, ProceduralDataset, read_manifest
 from generator.losses import LossWeights, adversarial_loss, l1_loss, lesion_l1_loss
@@ -111,6 +112,18 @@ class TrainResult:
     sha256: str
     step: int
     history: list[dict[str, float]]  # the metrics.jsonl records of this call
+
+
+@dataclass
+class TrainLimits:
+    """Bounds and callbacks for one call of :func:`train`, for callers that run a long training
+    as a chain of short pieces, each resuming the last (the platform's training jobs). Any stop
+    ends with a checkpoint, so the run folder always holds the exact state to resume from."""
+
+    max_steps: int | None = None  # stop after this many steps in this call
+    max_seconds: float | None = None  # or once this much wall time has passed (checked each step)
+    on_log: Callable[[dict[str, float]], bool] | None = None  # each metrics record; True = stop now
+    on_checkpoint: Callable[[int], None] | None = None  # after each checkpoint is on disk (its step)
 
 
 # ---------------------------------------------------------------------------
@@ -251,41 +264,6 @@ def _batches(dataset: Any, opts: TrainOptions, start_step: int):
         epoch += 1
 
 
-def recalibrated_copy(
-    G: torch.nn.Module, dataset: Any, opts: TrainOptions, device: torch.device, autocast: Any
-) -> torch.nn.Module:
-    """A copy of G whose BatchNorm running statistics are recomputed for its current weights.
-
-    During training BatchNorm uses batch statistics; its running averages (what eval mode,
-    and so the renderer, uses) trail weights that change quickly and give washed-out
-    renders early in training. Recomputing them as a plain average over fixed training
-    images with the final weights ("precise BN") fixes that. It runs on a copy with a
-    forked RNG, so training itself is untouched and runs stay reproducible.
-    """
-    model = copy.deepcopy(G)
-    n = min(len(dataset), opts.bn_recalibrate)
-    if n == 0:
-        return model.eval()
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the recalibration batches
-    model.train()
-    was, dataset.augment = dataset.augment, False
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
-            torch.manual_seed(opts.seed)
-            for start in range(0, n, opts.batch_size):
-                batch = [dataset[i][0] for i in range(start, min(start + opts.batch_size, n))]
-                with autocast():
-                    model(torch.stack(batch).to(device))
-    finally:
-        dataset.augment = was
-    for m in norms:
-        m.momentum = 0.1
-    return model.eval()
-
-
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
@@ -301,14 +279,15 @@ class _Run:
     G: torch.nn.Module
     state: ckpt_io.TrainingState  # discriminator, optimisers, scalers, counters
     running: dict[str, float] = field(default_factory=dict)  # smoothed losses for the metadata
+    data: dict[str, Any] = field(default_factory=dict)  # what it learns from (see _data_record)
 
     @property
     def out(self) -> Path:
         return Path(self.opts.out)
 
 
-def train(opts: TrainOptions) -> TrainResult:
-    """Run (or resume) a training run; return its latest checkpoint."""
+def train(opts: TrainOptions, limits: TrainLimits | None = None) -> TrainResult:
+    """Run (or resume) a training run, all of it or what ``limits`` allow; return its latest checkpoint."""
     opts.validate()
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     if opts.threads:
@@ -319,13 +298,27 @@ def train(opts: TrainOptions) -> TrainResult:
     config = _config(opts)
     dataset = _dataset(opts, config)
     run = _start(opts, config, device)
+    run.data = _data_record(opts)
     if opts.resume:
         _resume(run)
     if run.state.step >= opts.steps:
         raise ValueError(
             f"the run in {run.out} is already at step {run.state.step}; ask for more --steps to continue"
         )
-    return _loop(run, dataset)
+    return _loop(run, dataset, limits or TrainLimits())
+
+
+def _data_record(opts: TrainOptions) -> dict[str, Any]:
+    """The data provenance each checkpoint carries: the manifest and the sha256 of every photo
+    in it (in manifest order), or the procedural set."""
+    if opts.manifest is None:
+        return {"procedural": opts.procedural, "seed": opts.seed}
+    rows = read_manifest(opts.manifest, None)
+    digests = []
+    for row in rows:
+        with open(row.image, "rb") as fh:
+            digests.append(hashlib.file_digest(fh, "sha256").hexdigest())
+    return {"manifest": str(opts.manifest), "n_images": len(rows), "image_sha256": digests}
 
 
 def _start(opts: TrainOptions, config: GeneratorConfig, device: torch.device) -> _Run:
@@ -362,8 +355,10 @@ def _resume(run: _Run) -> None:
         raise ValueError(f"--resume: {exc}") from None
 
 
-def _loop(run: _Run, dataset: Any) -> TrainResult:
+def _loop(run: _Run, dataset: Any, limits: TrainLimits) -> TrainResult:
     opts, state = run.opts, run.state
+    stop_step = opts.steps if limits.max_steps is None else min(opts.steps, state.step + limits.max_steps)
+    deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
     fixed = _fixed_examples(dataset, opts.n_samples)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if opts.amp else contextlib.nullcontext
     run.G.train()
@@ -381,7 +376,8 @@ def _loop(run: _Run, dataset: Any) -> TrainResult:
                     bar.update(1)
                     shown = ("loss_d", "loss_g_adv", "loss_g_l1")
                     bar.set_postfix({k.removeprefix("loss_"): f"{run.running[k]:.3f}" for k in shown})
-                if state.step % opts.log_every == 0 or state.step == opts.steps:
+                stop = state.step >= stop_step or (deadline is not None and time.monotonic() >= deadline)
+                if state.step % opts.log_every == 0 or stop:
                     now = time.perf_counter()
                     state.elapsed += now - t_last
                     record = {
@@ -394,9 +390,12 @@ def _loop(run: _Run, dataset: Any) -> TrainResult:
                     history.append(record)
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
-                if state.step % opts.checkpoint_every == 0 or state.step == opts.steps:
+                    stop = bool(limits.on_log and limits.on_log(record)) or stop
+                if state.step % opts.checkpoint_every == 0 or stop:
                     sha = _release(run, dataset, fixed, autocast)
-                if state.step >= opts.steps:
+                    if limits.on_checkpoint is not None:
+                        limits.on_checkpoint(state.step)
+                if stop:
                     break
         finally:
             if bar is not None:
@@ -423,7 +422,11 @@ def _train_step(run: _Run, batch: Sequence[torch.Tensor], autocast: Any) -> dict
 
 def _release(run: _Run, dataset: Any, fixed: tuple[torch.Tensor, torch.Tensor], autocast: Any) -> str:
     """Checkpoint a BatchNorm-recalibrated copy of G and draw its sample grid; return the sha256."""
-    released = recalibrated_copy(run.G, dataset, run.opts, run.device, autocast)
+    opts = run.opts
+    released = recalibrated_copy(
+        run.G, dataset, n_images=opts.bn_recalibrate, batch_size=opts.batch_size, seed=opts.seed,
+        device=run.device, autocast=autocast,
+    )  # fmt: skip
     sha = _checkpoint(run, released)
     grid = run.out / "samples" / f"step-{run.state.step:07d}.png"
     save_sample_grid(grid, released, *fixed, seed=run.opts.seed, device=run.device)
@@ -448,11 +451,7 @@ def _checkpoint(run: _Run, released: torch.nn.Module) -> str:
             "images_seen": state.images_seen,
             "seconds": round(state.elapsed, 1),
             "device": str(run.device),
-            "data": (
-                {"manifest": str(opts.manifest)}
-                if opts.manifest is not None
-                else {"procedural": opts.procedural, "seed": opts.seed}
-            ),
+            "data": run.data,
             "options": _options_record(opts, run.config),
             "running_losses": {k: round(v, 5) for k, v in run.running.items()},
         }

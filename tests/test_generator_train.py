@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -150,7 +151,12 @@ def test_it_trains_from_a_manifest_of_photos_and_masks(tmp_path):
     ]
     assert main(argv) == 0
     ckpt = load(run / "generator.pt")
-    assert ckpt.metadata["training"]["data"] == {"manifest": str(tmp_path / "data.csv")}
+    digests = [hashlib.sha256((tmp_path / f"{i}.jpg").read_bytes()).hexdigest() for i in range(2)]
+    assert ckpt.metadata["training"]["data"] == {  # the data provenance: which photos, by content
+        "manifest": str(tmp_path / "data.csv"),
+        "n_images": 2,
+        "image_sha256": digests,
+    }
     assert ckpt.config.conditions == TAXONOMY_CONDITIONS
     bad = tmp_path / "bad.csv"
     bad.write_text("image,mask,condition\n0.jpg,missing.png,MEL\n")

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "turingtest.studies",
     "turingtest.research",
     "turingtest.evaluation",
+    "turingtest.training",
 ]
 
 MIDDLEWARE = [
