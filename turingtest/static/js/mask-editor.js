@@ -259,6 +259,7 @@ function toImage(event) {
 canvas.addEventListener("pointerdown", (event) => {
   if (event.pointerType === "mouse" && event.button !== 0) return;
   event.preventDefault();
+  root.dataset.lastPointer = event.pointerType; // mouse, pen or touch (the browser test reads it)
   const point = toImage(event);
   if (state.tool === "polygon") {
     const first = state.polygon[0];
