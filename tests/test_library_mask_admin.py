@@ -98,6 +98,7 @@ def test_accepting_saves_the_mask_as_reviewed_and_moves_to_the_next_unreviewed_i
         ({}, "No mask was posted."),
         ({"mask": "not a data url"}, "must be a PNG data URL"),
         ({"mask": png_data_url(np.full((16, 16), 255, dtype=np.uint8))}, "mask size mismatch"),
+        ({"mask": png_data_url(np.full((64, 48), 255, dtype=np.uint8))}, "the mask is 48×64"),
         ({"mask": png_data_url(np.zeros((SIZE, SIZE), dtype=np.uint8))}, "the mask is empty"),
         ({"mask": png_data_url(np.asarray(lesion_photo(seed=5)), "RGB")}, "the mask is not binary"),
     ],
@@ -112,6 +113,13 @@ def test_a_bad_mask_is_refused_with_a_clear_error_and_nothing_is_written(admin_c
     image.refresh_from_db()
     assert (image.mask.name, image.mask_source, image.lesion_area_fraction) == before
     assert set(default_storage.listdir("library")[1]) == files
+
+
+def test_the_change_page_links_the_editor_and_keeps_the_mask_file_read_only(admin_client):
+    image = real_image(1, mask=box(1, 1, 4, 4))
+    html = admin_client.get(reverse("admin:library_image_change", args=[image.pk])).content.decode()
+    assert f'href="{editor_url(image)}">Review the lesion mask' in html
+    assert 'name="mask"' not in html  # no upload that would bypass mask_save
 
 
 def test_the_queue_starts_at_the_first_unreviewed_image_and_ends_on_the_image_list(admin_client):

@@ -88,7 +88,9 @@ def _data_url(name: str) -> str:
 class MaskEditorMixin:
     """Mask review for ``ImageAdmin``: mixed in before ``admin.ModelAdmin``."""
 
-    mask_fields = ("mask_editor_link", "mask_source", "mask_reviewed_by", "mask_reviewed_at")
+    # The mask file is read-only here: a mask changes only through mask_save (the editor), which
+    # keeps its source and the lesion area and box in step.
+    mask_fields = ("mask", "mask_editor_link", "mask_source", "mask_reviewed_by", "mask_reviewed_at")
 
     def get_urls(self):
         wrap = self.admin_site.admin_view  # staff only: others are sent to the login page

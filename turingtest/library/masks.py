@@ -86,7 +86,8 @@ def mask_decode(*, data: str, image: Image) -> np.ndarray:
     except (binascii.Error, ValueError):
         raise MaskError("the mask is not valid base64") from None
     try:
-        im = open_image(raw, limit=max(image.width * image.height, 1))
+        # A few times the image's pixels: a wrong size is reported as such, a bomb is still refused.
+        im = open_image(raw, limit=4 * max(image.width * image.height, 64))
     except ImageError as exc:
         raise MaskError(f"the mask cannot be read: {exc}") from None
     if im.format != "PNG":
