@@ -166,8 +166,8 @@ def test_the_migration_backfills_what_old_rows_already_tell():
     from django.db.migrations.executor import MigrationExecutor
 
     before, after = (
-        [("library", "0002_generationchunk_generatorcheckpoint_importjob_and_more")],
-        [("library", "0003_image_native_resolution")],
+        [("library", "0003_generationbatch_specs")],
+        [("library", "0004_image_native_resolution")],
     )
     executor = MigrationExecutor(connection)
     executor.migrate(before)

@@ -13,7 +13,7 @@ from generator.checkpoint import load
 from generator.train import main
 from tests.library_support import CLOSED_BROKER, broker_down
 from tests.training_support import TINY_JOB, library_photos
-from turingtest.library.models import GeneratorCheckpoint
+from turingtest.library.models import GeneratorCheckpoint, Image, MaskSource
 from turingtest.training import runs, services, tasks
 from turingtest.training.models import TrainingJob
 from turingtest.training.selection import TrainingError, images_select, manifest_download
@@ -95,10 +95,12 @@ def test_the_selection_takes_real_photos_with_masks_by_condition_and_skin_type(c
     assert list(images_select(skin_types=[3, 5])) == [nev3, mel5]
     job = create(conditions=["MEL"], skin_types=[2], enqueue=False, **TINY_JOB)
     assert job.image_ids == [mel2.pk] and job.status == "queued"
-    # No mask is marked reviewed yet: "reviewed only" selects nothing and says why.
+    # Nothing reviewed yet: "reviewed only" selects nothing and says why; a reviewed mask counts.
     assert not images_select(masks="reviewed").exists()
-    with pytest.raises(TrainingError, match="no mask is marked reviewed yet"):
+    with pytest.raises(TrainingError, match="has been reviewed in the mask editor yet"):
         create(masks="reviewed", **TINY_JOB)
+    Image.objects.filter(pk=nev3.pk).update(mask_source=MaskSource.REVIEWED)
+    assert list(images_select(masks="reviewed")) == [nev3]
     with pytest.raises(TrainingError, match="unknown condition"):
         create(conditions=["NOPE"], **TINY_JOB)
     with pytest.raises(TrainingError, match="image-size"):

@@ -95,22 +95,30 @@ class NormalizedImage:
         return np.asarray(self.image, dtype=np.uint8)  # (H, W, 3)
 
     def lesion_area_fraction(self) -> float | None:
-        if self.mask is None:
-            return None
-        return float(self.mask.mean())
+        return None if self.mask is None else mask_area_fraction(self.mask)
 
     def lesion_bbox(self) -> list[float] | None:
-        """``[x0, y0, x1, y1]`` as fractions of the side; None without a mask or an empty one."""
-        if self.mask is None or not self.mask.any():
-            return None
-        ys, xs = np.nonzero(self.mask)
-        n = self.mask.shape[0]
-        return [
-            round(float(xs.min()) / n, 4),
-            round(float(ys.min()) / n, 4),
-            round(float(xs.max() + 1) / n, 4),
-            round(float(ys.max() + 1) / n, 4),
-        ]
+        return None if self.mask is None else mask_bbox(self.mask)
+
+
+def mask_area_fraction(mask: np.ndarray) -> float:
+    """The lesion's share of the image: what ``Image.lesion_area_fraction`` stores."""
+    return float(np.asarray(mask, dtype=bool).mean())
+
+
+def mask_bbox(mask: np.ndarray) -> list[float] | None:
+    """``[x0, y0, x1, y1]`` as fractions of the width and height; None for an empty mask."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return None
+    ys, xs = np.nonzero(mask)
+    height, width = mask.shape
+    return [
+        round(float(xs.min()) / width, 4),
+        round(float(ys.min()) / height, 4),
+        round(float(xs.max() + 1) / width, 4),
+        round(float(ys.max() + 1) / height, 4),
+    ]
 
 
 def image_size() -> int:

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
+from turingtest.library.admin_widgets import progress_bar as _progress_bar
 from turingtest.library.checkpoints import checkpoint_register
 from turingtest.library.forms import (
     BatchScheduleForm,
@@ -27,6 +28,7 @@ from turingtest.library.forms import (
     MatchScheduleForm,
     upload_to_temp,
 )
+from turingtest.library.mask_admin import MaskEditorMixin
 from turingtest.library.models import (
     Condition,
     GenerationBatch,
@@ -45,21 +47,6 @@ from turingtest.library.scheduling import (
 from turingtest.library.store import LibraryError
 
 
-def _progress_bar(*, url: str, done: int, total: int, status: str) -> str:
-    # <progress> needs no inline style (the site's CSP forbids it); static/js/batch-progress.js polls ``url``.
-    return format_html(
-        '<progress class="library-progress" data-progress-url="{}" value="{}" max="{}"></progress> '
-        '<span class="library-progress-label" data-progress-label="{}">{} / {} · {}</span>',
-        url,
-        done,
-        max(total, 1),
-        url,
-        done,
-        total,
-        status,
-    )
-
-
 def _pretty_json(value) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
 
@@ -72,7 +59,7 @@ class ConditionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(MaskEditorMixin, admin.ModelAdmin):  # the mask editor, queue and filter: mask_admin.py
     list_display = [
         "id",
         "kind",
@@ -104,7 +91,7 @@ class ImageAdmin(admin.ModelAdmin):
     ]
     exclude = ["native_width", "native_height", "ita_degrees"]
     list_select_related = ["condition", "batch"]
-    actions = ["generate_matched"]
+    actions = ["generate_matched", "compute_automatic_masks"]
 
     def save_model(self, request: HttpRequest, obj: Image, form, change: bool) -> None:
         # A type a person enters here is their label, not the importer's estimate any more.
@@ -457,6 +444,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                     manifest_name=data["manifest_name"],
                     dry_run=data["dry_run"],
                     user=request.user,
+                    auto_masks=data["auto_masks"],
                 )
             except LibraryError as exc:
                 messages.error(request, f"Not started: {exc}")

@@ -201,3 +201,9 @@ class ImportUploadForm(forms.Form):
         required=False, help_text="The manifest's file name inside the zip, when it holds several CSV files."
     )
     dry_run = forms.BooleanField(required=False, help_text="Validate only; import nothing.")
+    auto_masks = forms.BooleanField(
+        required=False,
+        label="Compute automatic masks",
+        help_text="After the import, compute lesion masks in the background for imported images that "
+        "came without one (review them in the mask editor).",
+    )

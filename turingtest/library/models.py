@@ -52,6 +52,20 @@ class ImageQuerySet(models.QuerySet):
         return self.filter(fitzpatrick__isnull=False, fitzpatrick_source=Image.FitzpatrickSource.LABEL)
 
 
+class MaskSource(models.TextChoices):
+    """Where an image's lesion mask came from; blank when it has none.
+
+    ``imported``: given with the dataset (or the procedural demo's exact mask);
+    ``rendered``: a synthetic image's own semantic map; ``automatic``:
+    ``generator.segmentation.segment_lesion``; ``reviewed``: accepted in the mask editor.
+    """
+
+    IMPORTED = "imported", "Imported"
+    RENDERED = "rendered", "Rendered"
+    AUTOMATIC = "automatic", "Automatic"
+    REVIEWED = "reviewed", "Reviewed"
+
+
 class Image(models.Model):
     """One normalized image in the library, real or synthetic.
 
@@ -103,6 +117,12 @@ class Image(models.Model):
     lesion_bbox = models.JSONField(null=True, blank=True, help_text="[x0, y0, x1, y1] as image fractions.")
     file = models.FileField(upload_to="", max_length=200)
     mask = models.FileField(upload_to="", max_length=200, blank=True)
+    # Where the mask came from (turingtest.library.masks keeps these and the lesion geometry in step).
+    mask_source = models.CharField(max_length=10, choices=MaskSource.choices, blank=True, db_index=True)
+    mask_reviewed_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    mask_reviewed_at = models.DateTimeField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, db_index=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -369,6 +389,60 @@ class ImportJob(models.Model):
             "percent": round(100.0 * self.n_checked / self.n_rows, 1) if self.n_rows else 0.0,
             "imported": self.n_imported,
             "already": self.n_already,
+            "n_errors": len(self.errors),
+            "error": self.error,
+        }
+
+
+class MaskJob(models.Model):
+    """Automatic lesion masks computed in the background for images that have none.
+
+    ``image_pks`` is the selection; left empty it is resolved when the job starts (the
+    real images without a mask, created since ``import_job`` began when there is one) and
+    stored, so a redelivered task works through the same list. Images that meanwhile got
+    a mask are skipped, so running the job twice computes nothing twice.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    image_pks = models.JSONField(null=True, blank=True)
+    import_job = models.ForeignKey(
+        ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="mask_jobs"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    n_total = models.PositiveIntegerField(default=0)
+    n_done = models.PositiveIntegerField(default=0)
+    n_computed = models.PositiveIntegerField(default=0)
+    n_skipped = models.PositiveIntegerField(default=0, help_text="Images that already had a mask.")
+    errors = models.JSONField(default=list, blank=True, help_text='[{"image": pk, "reason": "..."}]')
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"mask job {self.pk} ({self.status})"
+
+    def progress(self) -> dict:
+        """The JSON the admin's progress bar polls."""
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "done": self.n_done,
+            "total": self.n_total,
+            "percent": round(100.0 * self.n_done / self.n_total, 1) if self.n_total else 0.0,
+            "computed": self.n_computed,
+            "skipped": self.n_skipped,
             "n_errors": len(self.errors),
             "error": self.error,
         }

@@ -1,4 +1,4 @@
-"""Scheduling: the only module of the library that enqueues work (generation batches, zip imports).
+"""Scheduling: the only module of the library that enqueues work (generation batches, zip imports, masks).
 
 Rows first, then the enqueue after commit through ``turingtest.queue``: a broker that is
 down raises ``BrokerUnavailable`` before anything is written, and one that fails during
@@ -38,6 +38,7 @@ from turingtest.library.models import (
     GeneratorCheckpoint,
     Image,
     ImportJob,
+    MaskJob,
 )
 from turingtest.library.rendering import distribution_validate, spec_jitter, spec_mirroring
 from turingtest.library.store import LibraryError
@@ -63,7 +64,7 @@ def _broker_check() -> None:
         raise BrokerUnavailable(str(exc)) from None
 
 
-def _raise_if_not_enqueued(row: GenerationBatch | ImportJob) -> None:
+def _raise_if_not_enqueued(row: GenerationBatch | ImportJob | MaskJob) -> None:
     """After commit the send has happened: a row it left failed means the broker refused it."""
     row.refresh_from_db()
     if row.status == row.Status.FAILED and row.error.startswith("could not enqueue"):
@@ -300,22 +301,64 @@ def batch_cancel(*, batch: GenerationBatch) -> int:
 
 
 def import_job_create(
-    *, archive: File, format: str = "auto", manifest_name: str = "", dry_run: bool = False, user=None
+    *,
+    archive: File,
+    format: str = "auto",
+    manifest_name: str = "",
+    dry_run: bool = False,
+    user=None,
+    auto_masks: bool = False,
 ) -> ImportJob:
-    """Store an uploaded zip and enqueue its import (queue ``default``) after commit."""
+    """Store an uploaded zip and enqueue its import (queue ``default``) after commit.
+
+    ``auto_masks`` (ignored on a dry run) chains a ``MaskJob`` after the import: automatic
+    masks for the real images it stored without one. A broker failure fails both rows.
+    """
     if format not in IMPORT_FORMATS:
         raise LibraryError(f"format must be one of {', '.join(IMPORT_FORMATS)}")
     _broker_check()
+    mask_job = None
     with transaction.atomic():
         job = ImportJob.objects.create(
             format=format, manifest_name=manifest_name, is_dry_run=dry_run, created_by=user
         )
         job.archive.save(f"{secrets.token_hex(16)}.zip", archive, save=True)
+        send = partial(tasks.import_images.apply_async, kwargs={"job_pk": job.pk})
+        if auto_masks and not dry_run:
+            mask_job = MaskJob.objects.create(import_job=job, created_by=user)
+            send = (
+                tasks.import_images.si(job_pk=job.pk) | tasks.compute_masks.si(job_pk=mask_job.pk)
+            ).apply_async
+        queue.enqueue_on_commit(send, model=ImportJob, pk=job.pk, what="the import")
+    try:
+        _raise_if_not_enqueued(job)
+    except BrokerUnavailable as exc:
+        if mask_job is not None:
+            queue.row_fail(model=MaskJob, pk=mask_job.pk, error=str(exc))
+        raise
+    return job
+
+
+def mask_job_schedule(*, images: Iterable[Image] | None = None, user=None) -> MaskJob:
+    """Compute automatic masks in the background (queue ``default``) for those of ``images`` without one.
+
+    ``images=None`` means every real image without a mask when the job starts. Synthetic
+    images are left out (they carry their rendered map). Fails fast, writing nothing,
+    when the broker is down; a send that fails after commit leaves the job failed.
+    """
+    pks = None
+    if images is not None:
+        pks = sorted({image.pk for image in images if image.kind == Image.Kind.REAL})
+        if not pks:
+            raise LibraryError("no real image selected: automatic masks are for real photos")
+    _broker_check()
+    with transaction.atomic():
+        job = MaskJob.objects.create(image_pks=pks, created_by=user)
         queue.enqueue_on_commit(
-            partial(tasks.import_images.apply_async, kwargs={"job_pk": job.pk}),
-            model=ImportJob,
+            partial(tasks.compute_masks.apply_async, kwargs={"job_pk": job.pk}),
+            model=MaskJob,
             pk=job.pk,
-            what="the import",
+            what="the mask job",
         )
     _raise_if_not_enqueued(job)
     return job

@@ -20,7 +20,7 @@ from django.db import transaction
 from PIL import Image as PILImage
 
 from turingtest.images import NormalizedImage, normalize
-from turingtest.library.models import Condition, GenerationBatch, Image
+from turingtest.library.models import Condition, GenerationBatch, Image, MaskSource
 
 if TYPE_CHECKING:
     from generator.semantic_map import SkinEstimate
@@ -90,6 +90,13 @@ def _skin(normalized: NormalizedImage) -> SkinEstimate | None:
         return None
 
 
+def _mask_source(*, kind: str, has_mask: bool) -> str:
+    """A mask stored with the image came with it: the dataset's, or a render's own semantic map."""
+    if not has_mask:
+        return ""
+    return MaskSource.RENDERED if kind == Image.Kind.SYNTHETIC else MaskSource.IMPORTED
+
+
 def image_fields(
     *,
     normalized: NormalizedImage,
@@ -120,6 +127,7 @@ def image_fields(
         "ita_degrees": round(float(estimate.ita_degrees), 3) if estimate is not None else None,
         "lesion_area_fraction": normalized.lesion_area_fraction(),
         "lesion_bbox": normalized.lesion_bbox(),
+        "mask_source": _mask_source(kind=kind, has_mask=normalized.mask is not None),
         "sha256": normalized.sha256,
         "width": normalized.size,
         "height": normalized.size,
@@ -132,12 +140,15 @@ def image_fields(
     }
 
 
+def file_write(data: bytes) -> str:
+    """Save PNG bytes under an opaque name; returns the storage name."""
+    return default_storage.save(_storage_name(), ContentFile(data))
+
+
 def files_write(normalized: NormalizedImage) -> tuple[str, str]:
     """Save the image (and its mask, if any) under opaque names; returns (name, mask name or "")."""
-    name = default_storage.save(_storage_name(), ContentFile(normalized.data))
-    mask_name = ""
-    if normalized.mask_data is not None:
-        mask_name = default_storage.save(_storage_name(), ContentFile(normalized.mask_data))
+    name = file_write(normalized.data)
+    mask_name = file_write(normalized.mask_data) if normalized.mask_data is not None else ""
     return name, mask_name
 
 

@@ -17,7 +17,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from turingtest.library.imports import import_job_run
-from turingtest.library.models import ImportJob
+from turingtest.library.masks import mask_job_run
+from turingtest.library.models import ImportJob, MaskJob
 from turingtest.library.rendering import chunk_fail, chunk_render
 
 logger = logging.getLogger(__name__)
@@ -70,3 +71,10 @@ def render_chunk(self, *, chunk_pk: int) -> str:
 def import_images(*, job_pk: int) -> str:
     job = ImportJob.objects.get(pk=job_pk)
     return import_job_run(job=job).status
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def compute_masks(*, job_pk: int) -> str:
+    """Automatic masks for a ``MaskJob`` (queue ``default``); a second run skips what is done."""
+    job = MaskJob.objects.get(pk=job_pk)
+    return mask_job_run(job=job).status

@@ -23,8 +23,8 @@ class TrainingJobForm(forms.Form):
     masks = forms.ChoiceField(
         choices=TrainingJob.Masks.choices,
         initial=TrainingJob.Masks.ANY,
-        help_text="Only photos with a lesion mask are used. No mask is marked reviewed yet, "
-        "so “reviewed only” selects nothing until masks are reviewed.",
+        help_text="Only photos with a lesion mask are used; “reviewed only” takes the masks a person "
+        "accepted in the mask editor (Library › Images › Review masks).",
     )
     skin_types = forms.TypedMultipleChoiceField(
         choices=[(t, f"Fitzpatrick {t}") for t in range(1, 7)],

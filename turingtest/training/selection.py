@@ -21,7 +21,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from turingtest.library.models import Image
+from turingtest.library.models import Image, MaskSource
 from turingtest.training.models import TrainingJob
 
 MANIFEST_COLUMNS = (
@@ -41,14 +41,8 @@ class TrainingError(ValueError):
 
 
 def reviewed_masks(images: QuerySet[Image]) -> QuerySet[Image]:
-    """The images among ``images`` whose mask a person has reviewed.
-
-    The library does not record a mask's review yet (a mask is imported or automatic, and
-    nothing says which), so today this is always empty: ``masks="reviewed"`` selects no
-    image rather than silently training on unreviewed masks. When masks carry their source,
-    filter on it here; nothing else needs to change.
-    """
-    return images.none()
+    """The images among ``images`` whose mask a person accepted in the mask editor."""
+    return images.filter(mask_source=MaskSource.REVIEWED)
 
 
 def images_select(

@@ -63,7 +63,7 @@ def training_job_create(
     images = list(images_select(conditions=conditions, skin_types=skin_types, masks=masks))
     if not images:
         hint = (
-            " (no mask is marked reviewed yet: choose any mask)"
+            " (no mask of that selection has been reviewed in the mask editor yet: review some, or choose any mask)"
             if masks == TrainingJob.Masks.REVIEWED
             else ""
         )

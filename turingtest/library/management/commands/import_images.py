@@ -1,4 +1,4 @@
-"""``python manage.py import_images MANIFEST.csv [--images-root DIR] [--format ...] [--dry-run]``."""
+"""``python manage.py import_images MANIFEST.csv [--images-root DIR] [--format ...] [--dry-run] [--auto-masks]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from turingtest.library.imports import IMPORT_FORMATS, images_import
+from turingtest.library.models import Image
+from turingtest.library.scheduling import mask_job_schedule
 from turingtest.library.store import LibraryError
 
 
@@ -31,6 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Validate and report; write nothing.")
         parser.add_argument("--limit", type=int, default=None, help="Only the first N rows (a trial run).")
         parser.add_argument("--strict", action="store_true", help="Exit non-zero when any row is bad.")
+        parser.add_argument(
+            "--auto-masks",
+            action="store_true",
+            help="Compute automatic lesion masks (generator.segmentation) for imported images without "
+            "one, in the background (a mask job on the default queue; in-process without a broker).",
+        )
 
     def handle(self, *args, **options) -> None:
         bar = None
@@ -60,5 +68,14 @@ class Command(BaseCommand):
         for error in report.errors:
             self.stderr.write(f"line {error['line']}: {error['reason']}")
         self.stdout.write(("dry run: " if report.is_dry_run else "") + report.summary())
+        if options["auto_masks"] and report.imported:
+            try:
+                job = mask_job_schedule(images=Image.objects.filter(pk__in=report.imported))
+            except LibraryError as exc:
+                raise CommandError(f"imported, but automatic masks were not scheduled: {exc}") from None
+            self.stdout.write(
+                f"mask job {job.pk}: {job.status}, {job.n_computed} automatic masks computed, "
+                f"{job.n_skipped} images already had one"
+            )
         if options["strict"] and report.errors:
             raise CommandError(f"{len(report.errors)} bad rows")

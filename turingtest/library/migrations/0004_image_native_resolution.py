@@ -24,7 +24,7 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("library", "0002_generationchunk_generatorcheckpoint_importjob_and_more"),
+        ("library", "0003_generationbatch_specs"),
     ]
 
     operations = [
