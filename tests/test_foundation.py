@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from tests.manage_support import run_manage
 from turingtest.library.models import Condition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,23 +42,14 @@ def test_the_taxonomy_fixture_covers_common_and_rare_conditions():
     assert Condition.objects.filter(is_rare=True).exists()
 
 
-def _run_manage(args: list[str], env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.pop("CELERY_BROKER_URL", None)
-    env.update(env_overrides)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def test_production_mode_refuses_to_start_without_a_secret_key():
-    result = _run_manage(["check"], {"DJANGO_ALLOWED_HOSTS": "example.org"})
+    result = run_manage(["check"], {"DJANGO_ALLOWED_HOSTS": "example.org"})
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is required" in result.stderr
 
 
 def test_check_deploy_is_clean_in_production_mode():
-    result = _run_manage(
+    result = run_manage(
         ["check", "--deploy", "--fail-level", "WARNING"],
         {
             "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-value-0123456789",
@@ -70,7 +61,7 @@ def test_check_deploy_is_clean_in_production_mode():
 
 
 def test_without_a_broker_tasks_run_eagerly_and_never_fall_back_to_amqp():
-    result = _run_manage(
+    result = run_manage(
         [
             "shell",
             "-c",
