@@ -191,6 +191,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 
+# --- Readiness (/readyz; /healthz is the cheap public liveness check) ----------
+# Deep probes run at most this often; anonymous callers see only the status.
+READINESS_CACHE_SECONDS = envint("READINESS_CACHE_SECONDS", 5)
+# Sent as the X-Readiness-Token header, it shows the probe details to a monitor that is not staff.
+READINESS_TOKEN = os.environ.get("READINESS_TOKEN", "")
+
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
