@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,29 +7,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from tests.manage_support import PRODUCTION_ENV, run_manage
 from turingtest.library.models import Condition
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.mark.django_db
-def test_healthz_reports_each_dependency_and_is_200_when_serving(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["database"]["ok"] is True
-    assert body["storage"]["ok"] is True
-    assert set(body) >= {"database", "broker", "storage", "workers", "status"}
-
-
-@pytest.mark.django_db
-def test_healthz_is_503_when_the_database_is_down(client, monkeypatch):
-    from turingtest.core import health
-
-    monkeypatch.setattr(health, "check_database", lambda: {"ok": False, "error": "down"})
-    response = client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["status"] == "unavailable"
 
 
 @pytest.mark.django_db
@@ -42,35 +22,23 @@ def test_the_taxonomy_fixture_covers_common_and_rare_conditions():
     assert Condition.objects.filter(is_rare=True).exists()
 
 
-def _run_manage(args: list[str], env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.pop("CELERY_BROKER_URL", None)
-    env.update(env_overrides)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def test_production_mode_refuses_to_start_without_a_secret_key():
-    result = _run_manage(["check"], {"DJANGO_ALLOWED_HOSTS": "example.org"})
+    result = run_manage(["check"], {"DJANGO_ALLOWED_HOSTS": "example.org"})
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is required" in result.stderr
 
 
-def test_check_deploy_is_clean_in_production_mode():
-    result = _run_manage(
-        ["check", "--deploy", "--fail-level", "WARNING"],
-        {
-            "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-value-0123456789",
-            "DJANGO_ALLOWED_HOSTS": "example.org",
-        },
+def test_check_deploy_is_clean_in_production_mode_after_collectstatic(tmp_path):
+    (tmp_path / "staticfiles.json").write_text('{"version": "1.1", "paths": {"a.css": "a.0123.css"}}')
+    result = run_manage(
+        ["check", "--deploy", "--fail-level", "WARNING"], {**PRODUCTION_ENV, "STATIC_ROOT": str(tmp_path)}
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
 def test_without_a_broker_tasks_run_eagerly_and_never_fall_back_to_amqp():
-    result = _run_manage(
+    result = run_manage(
         [
             "shell",
             "-c",

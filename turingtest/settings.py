@@ -168,6 +168,8 @@ if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
 
 # Every image a rater sees has this pixel size (see turingtest/images.py).
 IMAGE_SIZE = envint("IMAGE_SIZE", 256)
+# Images with more pixels are refused from the header, before decoding (decompression bombs).
+IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 64_000_000)
 
 # --- Celery -------------------------------------------------------------------
 # No broker configured means "run tasks eagerly in this process". We never fall
@@ -190,6 +192,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 
+# --- Readiness (/readyz; /healthz is the cheap public liveness check) ----------
+# Deep probes run at most this often; anonymous callers see only the status.
+READINESS_CACHE_SECONDS = envint("READINESS_CACHE_SECONDS", 5)
+# Sent as the X-Readiness-Token header, it shows the probe details to a monitor that is not staff.
+READINESS_TOKEN = os.environ.get("READINESS_TOKEN", "")
+
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -206,9 +214,22 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# --- Login throttling -----------------------------------------------------------
+# --- Client address and login throttling ------------------------------------------
+# Behind reverse proxies REMOTE_ADDR is the proxy; the client is read from this header,
+# as many entries from the right as there are proxies (turingtest/core/client_ip.py).
+# DJANGO_BEHIND_PROXY=1 means one proxy unless told otherwise; 0 trusts no header.
+TRUSTED_PROXY_COUNT = envint("DJANGO_TRUSTED_PROXY_COUNT", 1 if envbool("DJANGO_BEHIND_PROXY", False) else 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"DJANGO_TRUSTED_PROXY_COUNT must be 0 or more, got {TRUSTED_PROXY_COUNT}")
+CLIENT_IP_HEADER = "HTTP_" + os.environ.get("DJANGO_CLIENT_IP_HEADER", "X-Forwarded-For").upper().replace(
+    "-", "_"
+)
+AXES_CLIENT_IP_CALLABLE = "turingtest.core.client_ip.client_ip"
+# Failures count per (username, address) pair: guessing other usernames from a shared
+# address (one proxy, one office NAT) never locks out a user who knows their password.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 10)
-AXES_COOLOFF_TIME = 1  # hours
+AXES_COOLOFF_TIME = envint("AXES_COOLOFF_HOURS", 1)
 AXES_RESET_ON_SUCCESS = True
 
 # --- Security -----------------------------------------------------------------

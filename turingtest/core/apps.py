@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
@@ -5,3 +7,6 @@ class CoreConfig(AppConfig):
     name = "turingtest.core"
     label = "core"
     verbose_name = "Platform"
+
+    def ready(self) -> None:
+        from turingtest.core import checks  # noqa: F401  (registers the deploy checks)

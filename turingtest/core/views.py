@@ -1,17 +1,39 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 
 from turingtest.core import roles
-from turingtest.core.health import health
+from turingtest.core.health import liveness, readiness_cached
 
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    report, serving = health()
-    return JsonResponse(report, status=200 if serving else 503)
+    """Public liveness: one ``SELECT 1``, so anyone may call it as often as they like."""
+    report, alive = liveness()
+    return JsonResponse(report, status=200 if alive else 503)
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness for load balancers and operators: deep probes, cached; details only for operators.
+
+    Anonymous callers get the status and the HTTP code; probe details (error messages,
+    paths, worker counts) go to staff or a request carrying ``READINESS_TOKEN``.
+    """
+    report, ready = readiness_cached()
+    body = report if _may_see_readiness_details(request) else {"status": report["status"]}
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _may_see_readiness_details(request: HttpRequest) -> bool:
+    if request.user.is_authenticated and request.user.is_staff:
+        return True
+    token = settings.READINESS_TOKEN
+    return bool(token) and constant_time_compare(request.headers.get("X-Readiness-Token", ""), token)
 
 
 def home(request: HttpRequest) -> HttpResponse:
