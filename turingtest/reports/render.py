@@ -153,6 +153,7 @@ def render_html(report: StudyReport) -> str:
         f"{meta['n_first_showings']} first-showing judgments, {meta['n_repeats']} repeats; "
         f"bootstrap {meta['n_boot']} replicates, seed {meta['seed']}.</p>",
     ]
+    parts.append(f'<p class="headline"><strong>{escape(d["headline"]["sentence"])}</strong></p>')
     if d["warnings"]:
         parts.append("<h2>Warnings</h2>")
         parts.append("<ul>" + "".join(f"<li>{escape(w)}</li>" for w in d["warnings"]) + "</ul>")

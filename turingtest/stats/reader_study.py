@@ -29,7 +29,6 @@ import numpy as np
 from scipy import special
 
 from turingtest.stats.arrays import factorize
-
 from turingtest.stats.crossed import (
     CrossedEstimate,
     VarianceComponents,
