@@ -35,7 +35,15 @@ from django.utils import timezone
 from turingtest.reports.build import build_headline, build_report
 from turingtest.reports.inputs import Rows, StudyData
 from turingtest.reports.load import ROW_FIELDS, judgment_queryset, load_study, read_rows
-from turingtest.reports.render import FORMATS, render, render_csv, render_html, render_json, tidy_rows
+from turingtest.reports.render import (
+    FORMATS,
+    headline_csv,
+    render,
+    render_csv,
+    render_html,
+    render_json,
+    tidy_rows,
+)
 from turingtest.reports.schema import RT_QUANTILES, SCHEMA_VERSION, Headline, StudyReport
 from turingtest.studies.models import Study
 
@@ -52,6 +60,7 @@ __all__ = [
     "build_headline",
     "build_report",
     "headline",
+    "headline_csv",
     "judgment_queryset",
     "load_study",
     "read_rows",
