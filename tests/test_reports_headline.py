@@ -218,3 +218,20 @@ def test_the_known_study_headline_is_the_mean_of_each_raters_balanced_accuracy()
     assert h.verdict == "not_distinguishable"
     # headline(study) is the same section without the rest of the report.
     assert reports.headline(study) == h
+
+
+def test_the_html_report_and_tidy_csv_lead_with_the_headline_and_label_the_pooled_figures():
+    data, rater, image, says = _simulate(6, 12, 12, ability=1.0)
+    report = _build(data, _rows(data, says, rater, image))
+    html = reports.render(report, "html")
+    sentence_at = html.index(report.headline.sentence)
+    assert sentence_at < html.index("<h2>Headline: can raters tell synthetic from real?</h2>")
+    assert html.index("<h2>Headline") < html.index(
+        "<h2>Detection: judgment-level, assumes independent judgments</h2>"
+    )
+    assert "Pooled (judgment-level, assumes independent judgments)" in html
+    assert "balanced accuracy [crossed CI]" in html  # breakdown tables
+    tidy = {(s, stat): v for s, _, stat, v in reports.tidy_rows(report)}
+    assert tidy[("headline", "balanced_accuracy.ci_low")] == report.headline.balanced_accuracy.ci_low
+    assert tidy[("headline", "sentence")] == report.headline.sentence
+    assert reports.headline_csv(report.to_dict()).splitlines()[1].startswith("balanced_accuracy,")

@@ -246,6 +246,7 @@ def _detection_section(d: dict[str, Any]) -> Section:
                 f"Pooled ({JUDGMENT_LEVEL.lower()})",
                 ("", *DETECTION_HEADERS),
                 (("pooled", *_detection_cells(det["pooled"])),),
+                heading=True,
                 note=JUDGMENT_LEVEL_NOTE,
             ),
             Table(
