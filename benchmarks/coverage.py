@@ -13,7 +13,8 @@ Each simulated study has R raters × I images under a probit model:
 
 The population balanced accuracy and AUC (means over the rater population of each
 rater's expected value over images) are computed by Gauss–Hermite quadrature, and
-``turingtest.stats.reader_study_accuracy`` / ``reader_study_auc`` are run on each study.
+``turingtest.stats.headline_estimates`` (the call the study report's headline makes:
+``reader_study_accuracy`` and ``reader_study_auc``) is run on each study.
 Designs: fully crossed with R ∈ {5, 20}, I ∈ {40, 200}, balanced accuracy ∈ {.5, .65,
 .85}; each rater sees a random half of the images (half of each kind); and 1 real : 3
 synthetic at chance with raters who answer "synthetic" about 80% of the time.
@@ -44,7 +45,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-from turingtest.stats.reader_study import reader_study_accuracy, reader_study_auc  # noqa: E402
+from turingtest.stats.headline import headline_estimates  # noqa: E402
 
 SD_ABILITY = 0.5
 SD_BIAS = 0.4
@@ -188,8 +189,11 @@ def run_cell(cell: Cell, n_studies: int, seed: int = 20260511) -> CellResult:
     for s in range(n_studies):
         rng = np.random.default_rng([seed, index, s])
         data = simulate(cell, d0, rng)
-        ba = reader_study_accuracy(data["says_synthetic"], data["is_synthetic"], data["rater"], data["image"])
-        auc = reader_study_auc(data["score"], data["is_synthetic"], data["rater"], data["image"])
+        # The report's own call (reports.headline): same function, same arguments.
+        est = headline_estimates(
+            data["says_synthetic"], data["score"], data["is_synthetic"], data["rater"], data["image"], 0.95
+        )
+        ba, auc = est.accuracy, est.auc
         hits[s] = (
             ba.ci_low <= truth_ba <= ba.ci_high,
             auc.ci_low <= truth_auc <= auc.ci_high,

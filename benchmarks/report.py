@@ -2,8 +2,8 @@
 
 A synthetic study of 200 raters × 5,000 images (1,000,000 judgments; ``--raters`` and
 ``--images`` shrink it) is written into a fresh PostgreSQL database
-(``test_dermgan_bench_report`` on the server of ``DATABASE_URL``, migrated, dropped
-afterwards) by ``benchmarks/support/synthetic_study.py``, the same data the export benchmark uses.
+(``test_<name>`` for the database ``<name>`` of ``DATABASE_URL``, on its server, migrated,
+dropped afterwards) by ``benchmarks/support/synthetic_study.py``, the same data the export benchmark uses.
 Its big tables are filled by ``INSERT … SELECT`` computed inside PostgreSQL, which is
 faster still than streaming generated rows with ``COPY FROM``.
 
@@ -121,10 +121,13 @@ def main() -> None:
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit(
             "benchmarks/report.py needs PostgreSQL: set DATABASE_URL=postgres://USER@HOST:PORT/ANYDB "
-            f"(got {url or 'nothing'}); it creates and drops its own database test_{BENCH_DB} there."
+            f"(got {url or 'nothing'}); it creates and drops its own database test_ANYDB there."
         )
     parts = urlsplit(url)
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+    # The bench database is test_<the URL's database name>, so two people benchmarking on one
+    # server with different names never clobber each other's database.
+    name = parts.path.lstrip("/") or BENCH_DB
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
     sys.path.insert(0, str(ROOT))
     from benchmarks.support.synthetic_study import bench_database, make_synthetic_study, setup_django
 

@@ -252,6 +252,15 @@ def test_the_study_package_holds_csv_report_config_with_hash_dictionary_and_read
         assert [r["column"] for r in dictionary] == exports.header()
         readme = zf.read("README.txt").decode()
         assert "pseudonym" in readme and "IDENTITIES" not in readme
+        # The headline leads the package: its sentence in the README, its numbers in headline.csv.
+        assert f"Headline: {report['headline']['sentence']}" in readme
+        rows = {r["statistic"]: r for r in csv.DictReader(io.StringIO(zf.read("headline.csv").decode()))}
+        assert list(rows)[:4] == ["balanced_accuracy", "sensitivity", "specificity", "auc"]
+        ba = report["headline"]["balanced_accuracy"]
+        assert float(rows["balanced_accuracy"]["ci_low"]) == pytest.approx(ba["ci_low"])
+        assert float(rows["balanced_accuracy"]["var_rater"]) == pytest.approx(ba["components"]["rater"])
+        assert float(rows["hype_error_rate"]["estimate"]) == pytest.approx(1 - ba["estimate"])
+        assert float(rows["d_prime"]["estimate"]) == pytest.approx(report["headline"]["d_prime"])
 
 
 def test_a_package_that_fails_midway_is_never_handed_out(small, monkeypatch):

@@ -192,7 +192,8 @@ def test_to_dict_is_json_serializable_with_nan_as_none(known):
     data = report.to_dict()
     text = json.dumps(data, allow_nan=False)
     assert json.loads(text)["detection"]["pooled"]["accuracy"]["successes"] == 17
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
+    assert next(iter(data)) == "headline"
     assert data["images"]["per_image"][0]["fooling_rate"] is None  # r1: real
 
 

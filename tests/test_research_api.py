@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from tests.factories import AdminFactory, ResearcherFactory, StudyFactory
 from tests.research_study import build_small_study
-from turingtest import exports
+from turingtest import exports, reports
 
 pytestmark = pytest.mark.django_db
 
@@ -147,10 +147,17 @@ def test_report_and_package_come_from_the_real_report(world):
     report = client.get(f"/api/studies/{world['study'].pk}/report/").json()
     assert report["study"]["id"] == world["study"].pk
     assert report["detection"]["pooled"]["n"] == world["small"].n_judgments - 3  # first showings only
+    assert next(iter(report)) == "headline" and report["schema_version"] == 2
+    headline = report["headline"]
+    assert headline["balanced_accuracy"]["ci_low"] <= headline["balanced_accuracy"]["estimate"]
+    assert headline["sentence"].endswith(
+        f"{headline['n_raters']} raters × {headline['balanced_accuracy']['n_images']} images."
+    )
     package = client.get(f"/api/studies/{world['study'].pk}/package.zip")
     assert package.status_code == 200 and package["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(b"".join(package.streaming_content))) as zf:
         assert json.loads(zf.read("report.json")) == report  # the cached report, same data state
+        assert zf.read("headline.csv").decode() == reports.headline_csv(report)
         assert zf.read("judgments.csv") == b"".join(exports.iter_export(world["study"], fmt="csv"))
 
 

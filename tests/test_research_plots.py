@@ -60,3 +60,27 @@ def test_an_empty_study_has_no_plots_and_render_says_so():
         assert plots.render(name, report, study, fmt="svg") is None
     with pytest.raises(ValueError, match="unknown plot format"):
         plots.render("roc", report, study, fmt="gif")
+
+
+@pytest.mark.django_db
+def test_the_per_rater_plot_shows_balanced_accuracies_and_the_crossed_ci_band_not_the_wilson_band():
+    small = build_small_study(n_raters=4, n_real=5, n_synthetic=5)
+    report = study_report(small.study)
+    ba = report["headline"]["balanced_accuracy"]
+    fig = plots.per_rater_accuracy(report, small.study)
+    ax = fig.axes[0]
+    (band,) = [p for p in ax.patches if p.get_alpha() == 0.12]
+    box = band.get_bbox()  # axvspan: x in data coordinates
+    xs = np.array([box.x0, box.x1])
+    assert (xs.min(), xs.max()) == (pytest.approx(ba["ci_low"]), pytest.approx(ba["ci_high"]))
+    wilson = report["detection"]["pooled"]["accuracy"]
+    assert (xs.min(), xs.max()) != (pytest.approx(wilson["ci_low"]), pytest.approx(wilson["ci_high"]))
+    # One point per rater at its balanced accuracy (sensitivity + specificity) / 2.
+    (points,) = [line for line in ax.lines if line.get_marker() == "o"]
+    expected = sorted(
+        ((r["detection"]["sensitivity"]["proportion"] + r["detection"]["specificity"]["proportion"]) / 2
+         for r in report["detection"]["per_rater"]),
+        reverse=True,
+    )  # fmt: skip
+    assert list(points.get_xdata()) == pytest.approx(expected)
+    assert "crossed 95% CI" in ax.get_xlabel()

@@ -17,6 +17,8 @@ from turingtest import reports
 from turingtest.reports.tables import Estimate, Interval, PValue, cell_text, report_tables
 from turingtest.research.tables import MAX_ROWS, report_sections
 
+POOLED = "Pooled (judgment-level, assumes independent judgments)"
+
 pytestmark = pytest.mark.django_db
 
 
@@ -59,7 +61,7 @@ def test_one_formatter_prints_missing_values_booleans_numbers_and_p_values():
 
 def test_the_pooled_detection_table_holds_the_hand_counted_cells(known):
     _, _, _, d = known
-    pooled = _tables(d)["Pooled"]
+    pooled = _tables(d)[POOLED]
     assert pooled.headers == (
         "", "n", "accuracy [95% CI]", "p vs 50%", "sensitivity", "specificity", "d′", "c", "AUC [CI]",
     )  # fmt: skip
@@ -114,6 +116,6 @@ def test_an_empty_study_still_renders_every_table_with_dashes():
     report = reports.build(StudyFactory(), n_boot=20)
     html = reports.render(report, "html")
     assert "<h2>Warnings</h2>" in html and "the study has no judgments yet" in html
-    pooled = _tables(report.to_dict())["Pooled"]
+    pooled = _tables(report.to_dict())[POOLED]
     assert pooled.text_rows() == [["pooled", "0", "–", "–", "–", "–", "–", "–", "–"]]
     assert not re.search(r"<script", html)

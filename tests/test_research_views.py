@@ -54,7 +54,7 @@ def test_the_owner_sees_progress_plots_exports_and_tables_without_inline_code(sm
     assert f'data-progress="n_judgments">{small.n_judgments}<' in html
     assert f"/api/studies/{small.study.pk}/package.zip" in html
     assert "identities=1" not in html  # admin-only link
-    assert "Per-rater accuracy" in html and "Detection" in html
+    assert "Per-rater balanced accuracy" in html and "Detection" in html
     # Strict CSP: no inline scripts, no style attributes, scripts only from static files.
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert "style=" not in html
@@ -145,3 +145,37 @@ def test_a_study_without_answers_shows_no_plots_yet():
     page = client.get(f"/studies/{study.pk}/results/")
     assert page.status_code == 200 and "No judgments yet" in page.content.decode()
     assert client.get(f"/studies/{study.pk}/results/plots/roc.svg").status_code == 404
+
+
+def test_the_dashboard_opens_on_the_headline_card_before_progress_and_tables(small):
+    from turingtest.research.reporting import study_report
+
+    html = _client(small.study.owner).get(f"/studies/{small.study.pk}/results/").content.decode()
+    headline = study_report(small.study)["headline"]
+    card = html.index('id="headline-h"')
+    assert card < html.index('id="progress-h"') < html.index('id="tables-h"')
+    assert card < html.index('id="plots-h"')
+    # The sentence, the four numbers with their crossed CIs, the variance components.
+    sentence = headline["sentence"].replace("'", "&#x27;")
+    assert sentence in html
+    ba = headline["balanced_accuracy"]
+    assert f"{ba['estimate']:.3f} [{ba['ci_low']:.3f}, {ba['ci_high']:.3f}]" in html
+    for label in (
+        "balanced accuracy",
+        "sensitivity (1 − fooling rate)",
+        "specificity",
+        "AUC (confidence ratings)",
+    ):
+        assert f'<th scope="row">{label}</th>' in html
+    assert f"<td>{ba['components']['rater']:.3f}</td>" in html
+    assert "σ²<sub>rater</sub>" in html
+    assert f"verdict-{headline['verdict']}" in html
+
+
+def test_a_study_without_answers_has_a_headline_card_saying_why_there_is_no_estimate():
+    from tests.factories import StudyFactory
+
+    study = StudyFactory()
+    html = _client(study.owner).get(f"/studies/{study.pk}/results/").content.decode()
+    assert "Not enough data for a reader-study estimate yet" in html
+    assert "verdict-not_estimable" in html

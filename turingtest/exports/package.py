@@ -1,4 +1,4 @@
-"""The study package ZIP: judgments CSV, report, frozen config with its hash, dictionary."""
+"""The study package ZIP: judgments CSV, report and its headline, frozen config with its hash, dictionary."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def frozen_config(study: Study) -> dict[str, Any]:
     }
 
 
-def _readme(study: Study, *, identities: bool, requested_by: str, config_digest: str) -> str:
+def _readme(
+    study: Study, *, identities: bool, requested_by: str, config_digest: str, sentence: str = ""
+) -> str:
     ident = (
         f"This package INCLUDES RATER IDENTITIES (usernames, e-mails), exported by admin "
         f"{requested_by or '(command line)'} on {dt.datetime.now(dt.UTC).isoformat()}. Handle as personal data."
@@ -45,10 +47,18 @@ Study {study.pk}: {study.title}
 Status: {study.status}; config_sha256 (stored when the study opened): {study.config_sha256 or "(draft: not frozen)"}
 Generated: {dt.datetime.now(dt.UTC).isoformat()}
 
+Headline: {sentence or "(none)"}
+Quote report.json's "headline" (also headline.csv): reader-study estimates whose intervals
+treat raters and images as random samples. The pooled figures under "detection" are
+judgment-level and assume independent judgments: do not quote them as the result.
+
 Files
+- headline.csv         balanced accuracy, sensitivity, specificity, AUC with crossed CIs and
+                       variance components; HYPE error rates (1 - them); d' and c
 - judgments.csv        one row per judgment (tutorial answers excluded); see data_dictionary.csv
 - data_dictionary.csv  every column of judgments.csv: name, type, meaning (also data_dictionary.md)
-- report.json          the study report (detection, agreement, diagnosis, per-image, response times)
+- report.json          the study report (headline, detection, agreement, diagnosis, per-image,
+                       response times; schema in turingtest/reports/schema.py)
 - study_config.json    the frozen study design; study_config.json.sha256 is this file's own sha256,
                        config_sha256 inside it is the hash stored when the study opened
                        (sha256 of study_config.json: {config_digest})
@@ -80,10 +90,19 @@ def write_package(
     config_bytes = (json.dumps(frozen_config(study), indent=2, sort_keys=True) + "\n").encode()
     config_digest = hashlib.sha256(config_bytes).hexdigest()
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        headline = report.get("headline")
         zf.writestr(
             "README.txt",
-            _readme(study, identities=identities, requested_by=requested_by, config_digest=config_digest),
+            _readme(
+                study,
+                identities=identities,
+                requested_by=requested_by,
+                config_digest=config_digest,
+                sentence=headline["sentence"] if headline else "",
+            ),
         )
+        if headline:
+            zf.writestr("headline.csv", reports.headline_csv(report))
         zf.writestr("study_config.json", config_bytes)
         zf.writestr("study_config.json.sha256", f"{config_digest}  study_config.json\n")
         zf.writestr("report.json", json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")

@@ -7,8 +7,8 @@ dashboard, the API, ``study_report`` and the study package use (schema in ``sche
 
 Modules, each importing only those below it: ``render`` (JSON, tidy CSV, HTML) →
 ``tables`` (the one table model, shared with the dashboard) → ``build`` (arrays → report,
-no query) → ``sections`` → ``common`` → ``inputs`` / ``schema``; ``load`` runs the
-queries and fills ``inputs``.
+no query) → ``headline`` (the reader-study headline) / ``sections`` → ``common`` →
+``inputs`` / ``schema``; ``load`` runs the queries and fills ``inputs``.
 
 Which judgments count
 ---------------------
@@ -32,15 +32,24 @@ import datetime as dt
 
 from django.utils import timezone
 
-from turingtest.reports.build import build_report
+from turingtest.reports.build import build_headline, build_report
 from turingtest.reports.inputs import Rows, StudyData
 from turingtest.reports.load import ROW_FIELDS, judgment_queryset, load_study, read_rows
-from turingtest.reports.render import FORMATS, render, render_csv, render_html, render_json, tidy_rows
-from turingtest.reports.schema import RT_QUANTILES, SCHEMA_VERSION, StudyReport
+from turingtest.reports.render import (
+    FORMATS,
+    headline_csv,
+    render,
+    render_csv,
+    render_html,
+    render_json,
+    tidy_rows,
+)
+from turingtest.reports.schema import RT_QUANTILES, SCHEMA_VERSION, Headline, StudyReport
 from turingtest.studies.models import Study
 
 __all__ = [
     "FORMATS",
+    "Headline",
     "ROW_FIELDS",
     "RT_QUANTILES",
     "SCHEMA_VERSION",
@@ -48,7 +57,10 @@ __all__ = [
     "StudyData",
     "StudyReport",
     "build",
+    "build_headline",
     "build_report",
+    "headline",
+    "headline_csv",
     "judgment_queryset",
     "load_study",
     "read_rows",
@@ -77,3 +89,12 @@ def build(
         seed=seed,
         confidence=confidence,
     )
+
+
+def headline(study: Study, *, confidence: float = 0.95) -> Headline:
+    """The headline section of ``study`` alone (the report's queries, no bootstrap).
+
+    Precision planning reads a pilot's variance components from it without paying for
+    the full report.
+    """
+    return build_headline(load_study(study), read_rows(study), confidence=confidence)

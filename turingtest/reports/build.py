@@ -14,6 +14,7 @@ import numpy as np
 
 from turingtest import stats
 from turingtest.reports.common import Warnings, attempt, bin_codes, group_order, prop
+from turingtest.reports.headline import group_crossed, headline_section
 from turingtest.reports.inputs import FirstShowings, Rows, StudyData
 from turingtest.reports.schema import (
     CHANCE,
@@ -29,6 +30,7 @@ from turingtest.reports.schema import (
     Detection,
     DetectionSection,
     GroupDetection,
+    Headline,
     Hype,
     Meta,
     Progress,
@@ -60,21 +62,7 @@ def build_report(
     seed = int(data.seed if seed is None else seed)
     images = data.images
     rater_ids_all = stats.factorize(rows.rater.astype(np.int64))[0] if rows.n else np.empty(0, np.int64)
-
-    # Judgments on images no longer in the pool (should not happen) are dropped loudly.
-    img_ids = images.ids
-    pos = np.searchsorted(img_ids, rows.image.astype(np.int64)) if img_ids.size else np.zeros(rows.n, int)
-    known = (pos < img_ids.size) & (img_ids[np.minimum(pos, max(img_ids.size - 1, 0))] == rows.image)
-    if img_ids.size == 0:
-        known = np.zeros(rows.n, dtype=bool)
-    if not known.all():
-        warnings.add(
-            f"{int((~known).sum())} judgments refer to images outside the study pool and were ignored"
-        )
-
-    is_repeat = ~np.isnan(rows.repeat_of)
-    is_first = known & ~is_repeat
-    first = _first_showings(rows, is_first, pos, images.is_synthetic)
+    first, known, is_repeat, is_first = _select(data, rows, warnings)
 
     if rows.n == 0:
         warnings.add("the study has no judgments yet")
@@ -82,6 +70,7 @@ def build_report(
         warnings.add("only one rater: agreement statistics need at least two")
 
     pooled = _detection(first.says, first.truth, first.signed, "pooled", warnings, confidence)
+    headline = headline_section(first, data, pooled, confidence=confidence, warnings=warnings)
     rater_warnings = Warnings()  # per-rater gaps are summarized, not listed 200 times
     per_rater = _per_rater(first, data, rater_warnings, confidence)
     if rater_warnings:
@@ -96,6 +85,7 @@ def build_report(
     response_times = _response_times(first.response_ms, first.truth, first.correct)
 
     return StudyReport(
+        headline=headline,
         schema_version=SCHEMA_VERSION,
         study=StudyInfo(
             id=data.id,
@@ -132,6 +122,33 @@ def build_report(
         response_times=response_times,
         warnings=tuple(warnings),
     )
+
+
+def build_headline(data: StudyData, rows: Rows, *, confidence: float = 0.95) -> Headline:
+    """The headline section alone (no bootstrap, no other section): precision planning's input."""
+    warnings = Warnings()
+    first = _select(data, rows, warnings)[0]
+    pooled = _detection(first.says, first.truth, first.signed, "pooled", warnings, confidence)
+    return headline_section(first, data, pooled, confidence=confidence, warnings=warnings)
+
+
+def _select(
+    data: StudyData, rows: Rows, warnings: Warnings
+) -> tuple[FirstShowings, np.ndarray, np.ndarray, np.ndarray]:
+    """(first showings, known, is_repeat, is_first): rows matched to the image pool once."""
+    # Judgments on images no longer in the pool (should not happen) are dropped loudly.
+    img_ids = data.images.ids
+    pos = np.searchsorted(img_ids, rows.image.astype(np.int64)) if img_ids.size else np.zeros(rows.n, int)
+    known = (pos < img_ids.size) & (img_ids[np.minimum(pos, max(img_ids.size - 1, 0))] == rows.image)
+    if img_ids.size == 0:
+        known = np.zeros(rows.n, dtype=bool)
+    if not known.all():
+        warnings.add(
+            f"{int((~known).sum())} judgments refer to images outside the study pool and were ignored"
+        )
+    is_repeat = ~np.isnan(rows.repeat_of)
+    is_first = known & ~is_repeat
+    return _first_showings(rows, is_first, pos, data.images.is_synthetic), known, is_repeat, is_first
 
 
 def _first_showings(rows: Rows, is_first: np.ndarray, pos: np.ndarray, img_syn: np.ndarray) -> FirstShowings:
@@ -269,7 +286,8 @@ def _breakdowns(first: FirstShowings, data: StudyData, warnings: Warnings, confi
                     warnings,
                     confidence,
                 )
-                out.append(GroupDetection(label, det))
+                inference, ba = group_crossed(first, sel, confidence)
+                out.append(GroupDetection(label, inference, ba, det))
         return tuple(out)
 
     # Group codes are computed per image or per rater, then gathered per judgment.

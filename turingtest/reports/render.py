@@ -118,6 +118,43 @@ def render_csv(report: StudyReport) -> str:
     return buf.getvalue()
 
 
+HEADLINE_CSV_COLUMNS = (
+    "statistic", "estimate", "se", "df", "ci_low", "ci_high", "p_value", "n_raters", "n_images",
+    "var_rater", "var_image", "var_residual",
+)  # fmt: skip
+
+
+def headline_csv(d: dict[str, Any]) -> str:
+    """The headline of ``to_dict()`` as a small CSV, one statistic per row (for the package).
+
+    Rows: the four crossed estimates (with their variance components), the three HYPE
+    error rates (1 − them, no se), d′ and c from the pooled rates (estimate only). Empty
+    fields are undefined values; ``df`` is empty when infinite.
+    """
+    h = d["headline"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HEADLINE_CSV_COLUMNS)
+
+    def row(name: str, values: dict[str, Any] | None) -> None:
+        v = values or {}
+        comp = v.get("components") or {}
+        cells = (
+            name, v.get("estimate"), v.get("se"), v.get("df"), v.get("ci_low"), v.get("ci_high"),
+            v.get("p_value"), v.get("n_raters"), v.get("n_images"),
+            comp.get("rater"), comp.get("image"), comp.get("residual"),
+        )  # fmt: skip
+        writer.writerow(["" if c is None else c for c in cells])
+
+    for key in ("balanced_accuracy", "sensitivity", "specificity", "auc"):
+        row(key, h[key])
+    for key in ("error_rate", "real_error_rate", "synthetic_error_rate"):
+        row(f"hype_{key}", h["hype"][key])
+    row("d_prime", {"estimate": h["d_prime"]})
+    row("criterion_c", {"estimate": h["criterion_c"]})
+    return buf.getvalue()
+
+
 def _html_table(table: Table) -> list[str]:
     parts = []
     if table.heading:
@@ -153,6 +190,7 @@ def render_html(report: StudyReport) -> str:
         f"{meta['n_first_showings']} first-showing judgments, {meta['n_repeats']} repeats; "
         f"bootstrap {meta['n_boot']} replicates, seed {meta['seed']}.</p>",
     ]
+    parts.append(f'<p class="headline"><strong>{escape(d["headline"]["sentence"])}</strong></p>')
     if d["warnings"]:
         parts.append("<h2>Warnings</h2>")
         parts.append("<ul>" + "".join(f"<li>{escape(w)}</li>" for w in d["warnings"]) + "</ul>")

@@ -4,8 +4,15 @@ Every section of ``StudyReport`` is a frozen dataclass; ``to_dict()`` passes the
 through ``turingtest.jsonsafe.json_safe``. The API, the dashboard, ``study_report`` and the
 study package read this JSON: keep it stable and bump ``SCHEMA_VERSION`` when a field changes.
 
-to_dict() schema (``schema_version`` 1)
+to_dict() schema (``schema_version`` 2)
 ---------------------------------------
+Version 2 (issue 11) added ``headline`` (the first key: reader-study estimates whose
+intervals treat raters and images as random samples) and, per breakdown group,
+``inference`` and ``balanced_accuracy``; ``detection.pooled`` and the Wilson/binomial/
+DeLong figures elsewhere are unchanged but are now documented and shown as
+judgment-level (they assume independent judgments and are too narrow for a
+reader study; quote the headline instead). Nothing was removed or renamed.
+
 Floats that are undefined (NaN) are ``None``; every such case also adds a line to
 ``warnings``. ``Prop`` is a proportion with its Wilson CI and exact binomial test::
 
@@ -31,8 +38,38 @@ Floats that are undefined (NaN) are ``None``; every such case also adds a line t
                  "fleiss_raters_per_image": int | None,                  # modal rating count
                  "krippendorff_alpha": float | None}                     # nominal, all images
 
+    Crossed = {"estimate": float, "se": float, "df": float | None,   # None: infinite df
+               "ci_low": float, "ci_high": float,
+               "p_value": float | None,          # two-sided against 0.5
+               "n_raters": int, "n_images": int, # the raters and images it rests on
+               "components": {"rater": float, "image": float, "residual": float}}
+               # per-unit variance components σ²_R, σ²_I, σ²_E: a fully crossed study of
+               # R raters × I images has variance σ²_R/R + σ²_I/I + σ²_E/(R·I)
+               # (turingtest.stats.planning turns them into a planned half-width)
+    Rate = {"estimate": float, "ci_low": float, "ci_high": float}   # 1 − a Crossed
+
     {
-      "schema_version": 1,
+      "headline": {                     # stats.headline_estimates on first showings
+        "sentence": str,                # one plain-language sentence, true to the CI
+        "verdict": "above_chance" | "not_distinguishable" | "below_chance" | "not_estimable",
+        "confidence": 0.95,
+        "balanced_accuracy": Crossed | None,   # (sensitivity + specificity)/2, reader-averaged
+        "sensitivity": Crossed | None,         # synthetic called synthetic = 1 − fooling rate
+        "specificity": Crossed | None,         # real called real
+        "auc": Crossed | None,                 # reader-averaged AUC of confidence-signed ratings
+        "hype": {"error_rate": Rate | None,            # 1 − balanced accuracy
+                 "real_error_rate": Rate | None,       # 1 − specificity
+                 "synthetic_error_rate": Rate | None}, # 1 − sensitivity (fooling rate)
+        "d_prime": float | None, "criterion_c": float | None,  # from the pooled rates
+        "n_raters": int,                # raters in the estimates
+        "n_raters_judged": int,         # raters with first-showing judgments
+        "n_raters_left_out": int,       # judged < 2 real or < 2 synthetic images
+        "n_images": int, "n_real_images": int, "n_synthetic_images": int,  # judged
+        "equal_kinds": bool,            # the pool has as many real as synthetic images
+        "method": str,                  # the interval method, for a methods section
+        "notes": [str],                 # caveats (few raters/images, unequal ratio, …)
+      },
+      "schema_version": 2,
       "study": {"id": int, "title": str, "status": str, "config_sha256": str,
                 "generated_at": str (ISO 8601)},
       "meta": {"confidence": 0.95, "n_boot": int, "seed": int, "chance": 0.5,
@@ -40,7 +77,7 @@ Floats that are undefined (NaN) are ``None``; every such case also adds a line t
       "progress": {"n_invited": int, "n_invitations_used": int, "n_assignments": int,
                    "n_started": int, "n_finished": int, "n_raters_with_judgments": int,
                    "n_images": int, "n_real_images": int, "n_synthetic_images": int},
-      "detection": {
+      "detection": {                    # judgment-level: assumes independent judgments
         "pooled": Detection,
         "hype": {"error_rate": Boot, "real_error_rate": Boot, "synthetic_error_rate": Boot},
         "per_rater": [{"rater": pseudonym, "role": str, "years_experience": int,
@@ -89,6 +126,10 @@ Floats that are undefined (NaN) are ``None``; every such case also adds a line t
         "fooling_rate_histogram": {"edges": [float] (11), "counts": [int] (10)},
       },
       "breakdowns": {                   # detection by group, first showings
+        # every group: {"group": str, "inference": "crossed" | "rough" | "descriptive",
+        #   "balanced_accuracy": Crossed | None, "detection": Detection}; crossed when the
+        #   group has >= 2 raters who judged >= 2 images of each kind ("rough": fewer than
+        #   5 raters or 10 images of a kind), else descriptive (judgment-level figures only)
         "condition": [{"group": code, "detection": Detection}],
         "fitzpatrick": [{"group": "I".."VI" | "unknown", "detection": Detection}],
         "lesion_size": [{"group": "0–5%" | "5–15%" | "15–35%" | "35–100%" | "unknown", ...}],
@@ -113,7 +154,7 @@ from typing import Any
 from turingtest import stats
 from turingtest.jsonsafe import json_safe
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHANCE = 0.5
 RT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 N_CONVINCING = 10
@@ -302,8 +343,64 @@ class ImagesSection:
 
 
 @dataclass(frozen=True)
+class Crossed:
+    """A ``stats.CrossedEstimate`` as the report shows it (p-value against 0.5)."""
+
+    estimate: float
+    se: float
+    df: float | None
+    ci_low: float
+    ci_high: float
+    p_value: float | None
+    n_raters: int
+    n_images: int
+    components: stats.VarianceComponents
+
+
+@dataclass(frozen=True)
+class Rate:
+    """An error rate: 1 − a crossed estimate, with the interval flipped."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class HeadlineHype:
+    error_rate: Rate | None  # 1 − balanced accuracy (0.5 = indistinguishable)
+    real_error_rate: Rate | None  # 1 − specificity: real images called synthetic
+    synthetic_error_rate: Rate | None  # 1 − sensitivity: the fooling rate
+
+
+@dataclass(frozen=True)
+class Headline:
+    sentence: str
+    verdict: str
+    confidence: float
+    balanced_accuracy: Crossed | None
+    sensitivity: Crossed | None
+    specificity: Crossed | None
+    auc: Crossed | None
+    hype: HeadlineHype
+    d_prime: float | None
+    criterion_c: float | None
+    n_raters: int
+    n_raters_judged: int
+    n_raters_left_out: int
+    n_images: int
+    n_real_images: int
+    n_synthetic_images: int
+    equal_kinds: bool
+    method: str
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GroupDetection:
     group: str
+    inference: str  # "crossed" | "rough" | "descriptive"
+    balanced_accuracy: Crossed | None
     detection: Detection
 
 
@@ -367,6 +464,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class StudyReport:
+    headline: Headline
     schema_version: int
     study: StudyInfo
     meta: Meta

@@ -145,33 +145,109 @@ def _rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
     return tuple(tuple(r) for r in rows)
 
 
+JUDGMENT_LEVEL = "Judgment-level, assumes independent judgments"
+JUDGMENT_LEVEL_NOTE = (
+    "These Wilson, exact binomial and DeLong figures count every judgment as independent; "
+    "judgments that share a rater or an image are not, so these intervals are too narrow "
+    "and their p-values too small for a reader study. Quote the headline instead."
+)
+CROSSED_HEADERS = ("estimate [95% CI]", "p vs 0.5", "df", "raters", "images")
+
+
+def _crossed_cell(c: dict[str, Any] | None) -> Estimate | None:
+    return None if c is None else Estimate(c["estimate"], c["ci_low"], c["ci_high"])
+
+
+def _crossed_cells(c: dict[str, Any] | None) -> tuple[Any, ...]:
+    if c is None:
+        return (None,) * len(CROSSED_HEADERS)
+    return (_crossed_cell(c), PValue(c["p_value"]), c["df"], c["n_raters"], c["n_images"])
+
+
+def headline_rows(h: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
+    """The four headline numbers: (label, *CROSSED_HEADERS cells); shared with the dashboard card."""
+    return _rows(
+        (label, *_crossed_cells(h[key]))
+        for key, label in (
+            ("balanced_accuracy", "balanced accuracy"),
+            ("sensitivity", "sensitivity (1 − fooling rate)"),
+            ("specificity", "specificity"),
+            ("auc", "AUC (confidence ratings)"),
+        )
+    )
+
+
+def component_rows(h: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
+    """Variance components of each headline number: (label, rater, image, residual)."""
+    return _rows(
+        (label, c["components"]["rater"], c["components"]["image"], c["components"]["residual"])
+        for key, label in (("balanced_accuracy", "balanced accuracy"), ("auc", "AUC"))
+        if (c := h[key]) is not None
+    )
+
+
+def _headline_section(d: dict[str, Any]) -> Section:
+    h = d["headline"]
+    boot = d["detection"]["hype"]
+    hype_rows = [
+        (name, _crossed_cell(h["hype"][key]), None if b is None else Estimate(b["estimate"], b["ci_low"], b["ci_high"]))
+        for name, key in (("all images (1 − balanced accuracy)", "error_rate"),
+                          ("real images (1 − specificity)", "real_error_rate"),
+                          ("synthetic images (1 − sensitivity: fooling rate)", "synthetic_error_rate"))
+        for b in (boot[key],)
+    ]  # fmt: skip
+    notes = " ".join(f"Note: {n}." for n in h["notes"])
+    return Section(
+        "Headline: can raters tell synthetic from real?",
+        (
+            Table(
+                "headline",
+                "Reader-study estimates (raters and images as random samples)",
+                ("", *CROSSED_HEADERS),
+                headline_rows(h),
+                note=(
+                    f"{h['sentence']} {h['n_raters']} of {h['n_raters_judged']} raters "
+                    f"({h['n_raters_left_out']} left out), {h['n_real_images']} real and "
+                    f"{h['n_synthetic_images']} synthetic images; d′ {cell_text(h['d_prime'])} "
+                    f"from the pooled rates. Method: {h['method']}. {notes}"
+                ).strip(),
+            ),
+            Table(
+                "headline.hype",
+                "HYPE∞ error rates (0.5 = indistinguishable)",
+                (
+                    "HYPE∞ error rate",
+                    "crossed estimate [95% CI]",
+                    "judgment share [raters × images bootstrap CI]",
+                ),
+                _rows(hype_rows),
+            ),
+            Table(
+                "headline.balanced_accuracy.components",
+                "Variance components (per rater, per image, residual)",
+                ("estimate", "σ²_rater", "σ²_image", "σ²_residual"),
+                component_rows(h),
+                note=(
+                    "An R raters × I images study has variance σ²_rater/R + σ²_image/I + "
+                    "σ²_residual/(R·I): more images cannot remove the rater term."
+                ),
+            ),
+        ),
+    )
+
+
 def _detection_section(d: dict[str, Any]) -> Section:
     det = d["detection"]
-    hype = det["hype"]
-    hype_rows = [
-        (name, b["estimate"], Interval(b["ci_low"], b["ci_high"]))
-        for name, b in (("all images", hype["error_rate"]), ("real images", hype["real_error_rate"]),
-                        ("synthetic images", hype["synthetic_error_rate"]))
-        if b is not None
-    ]  # fmt: skip
     return Section(
-        "Detection: can raters tell synthetic from real?",
+        f"Detection: {JUDGMENT_LEVEL.lower()}",
         (
             Table(
                 "detection.pooled",
-                "Pooled",
+                f"Pooled ({JUDGMENT_LEVEL.lower()})",
                 ("", *DETECTION_HEADERS),
                 (("pooled", *_detection_cells(det["pooled"])),),
-            ),
-            Table(
-                "detection.hype",
-                "HYPE∞ error rate",
-                (
-                    "HYPE∞ error rate (0.5 = indistinguishable)",
-                    "estimate",
-                    "95% CI (raters × images bootstrap)",
-                ),
-                _rows(hype_rows),
+                heading=True,
+                note=JUDGMENT_LEVEL_NOTE,
             ),
             Table(
                 "detection.per_rater",
@@ -337,11 +413,20 @@ def _images_section(d: dict[str, Any]) -> Section:
     )
 
 
+BREAKDOWN_NOTE = (
+    "Balanced accuracy with a crossed CI (raters and images random) where the group has at least "
+    '2 raters who judged 2 images of each kind ("rough": fewer than 5 raters or 10 images of a '
+    'kind); "descriptive" groups have only the judgment-level columns, which assume '
+    "independent judgments."
+)
+
+
 def report_tables(d: dict[str, Any]) -> tuple[Section, ...]:
     """The report's sections and tables, in reading order (``d`` is ``to_dict()``)."""
     progress = d["progress"]
     rt = d["response_times"]
     return (
+        _headline_section(d),
         Section("Progress", (Table("progress", "Progress", tuple(progress), (tuple(progress.values()),)),)),
         _detection_section(d),
         _agreement_section(d),
@@ -353,11 +438,20 @@ def report_tables(d: dict[str, Any]) -> tuple[Section, ...]:
                 Table(
                     f"breakdowns.{name}",
                     name.replace("_", " "),
-                    (name, *DETECTION_HEADERS),
-                    _rows((g["group"], *_detection_cells(g["detection"])) for g in rows),
+                    (name, "balanced accuracy [crossed CI]", "inference", *DETECTION_HEADERS),
+                    _rows(
+                        (
+                            g["group"],
+                            _crossed_cell(g["balanced_accuracy"]),
+                            g["inference"],
+                            *_detection_cells(g["detection"]),
+                        )
+                        for g in rows
+                    ),  # fmt: skip
                     heading=True,
+                    note=BREAKDOWN_NOTE if k == 0 else "",
                 )
-                for name, rows in d["breakdowns"].items()
+                for k, (name, rows) in enumerate(d["breakdowns"].items())
             ),
         ),
         Section(

@@ -71,7 +71,7 @@ class StudyReportView(APIView):
 
     @extend_schema(
         responses=OpenApiResponse(OpenApiTypes.OBJECT, description="reports.build(study).to_dict()"),
-        summary="The study report (detection, agreement, diagnosis, per image, response times)",
+        summary="The study report (headline first, then detection, agreement, diagnosis, per image, response times)",
     )
     def get(self, request: Request, study_id: int) -> Response:
         return Response(study_report(study_for(request.user, study_id)))

@@ -68,25 +68,49 @@ def _errorbars(
     return True
 
 
+def _balanced(det: dict[str, Any]) -> float | None:
+    """A rater's balanced accuracy, (sensitivity + specificity) / 2, from the report's counts."""
+    se, sp = _prop(det.get("sensitivity")), _prop(det.get("specificity"))
+    return None if se is None or sp is None else (se[0] + sp[0]) / 2
+
+
 def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure | None:
-    raters = report.get("detection", {}).get("per_rater") or []
+    """Each rater's balanced accuracy against the headline's crossed CI band.
+
+    The band is the reader-study interval of the reader-averaged balanced accuracy (raters
+    and images random), not a pooled Wilson interval, which would pretend the judgments
+    were independent and look far narrower than the evidence allows.
+    """
+    raters = [(r, _balanced(r["detection"])) for r in report.get("detection", {}).get("per_rater") or []]
+    raters = [(r, v) for r, v in raters if v is not None]
     if not raters:
         return None
-    # A caterpillar plot: sorted by accuracy, so the spread across raters is what one sees.
-    raters = sorted(raters, key=lambda r: (_prop(r["detection"].get("accuracy")) or (-1.0,))[0], reverse=True)
+    # A caterpillar plot: sorted by balanced accuracy, so the spread across raters is what one sees.
+    raters.sort(key=lambda rv: rv[1], reverse=True)
     # Many raters: keep the figure readable by shrinking rows rather than growing without bound.
     row_in = 0.32 if len(raters) <= 40 else max(0.1, 13 / len(raters))
     fig = Figure(figsize=(7, max(2.5, row_in * len(raters) + 1.3)))
     ax = fig.add_subplot()
     if len(raters) > 40:
         ax.tick_params(axis="y", labelsize=max(3, 8 * row_in / 0.32))
-    labels = [f"{r['rater']} ({r.get('role', '')})" for r in raters]
-    if not _errorbars(ax, labels, [r["detection"].get("accuracy") for r in raters]):
-        return None
-    pooled = _prop(report["detection"]["pooled"].get("accuracy"))
-    if pooled:
-        ax.axvspan(pooled[1], pooled[2], color=BAR_COLOUR, alpha=0.12, label=f"pooled {pooled[0]:.0%}")
-    ax.set_xlabel("Accuracy telling real from synthetic (95% Wilson CI)")
+    y = np.arange(len(raters))
+    ax.plot([v for _, v in raters], y, "o", color=BAR_COLOUR, label="rater")
+    ax.set_yticks(y, [f"{r['rater']} ({r.get('role', '')})" for r, _ in raters])
+    ax.axvline(0.5, color=CHANCE_COLOUR, linestyle="--", linewidth=1, label="chance (0.5)")
+    ba = (report.get("headline") or {}).get("balanced_accuracy")
+    if ba and ba.get("ci_low") is not None:
+        ax.axvspan(
+            ba["ci_low"],
+            ba["ci_high"],
+            color=BAR_COLOUR,
+            alpha=0.12,
+            label=f"reader-averaged {ba['estimate']:.2f}, crossed 95% CI",
+        )
+        ax.axvline(ba["estimate"], color=BAR_COLOUR, linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlabel("Balanced accuracy per rater; band: crossed 95% CI (raters and images random)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -243,7 +267,7 @@ def breakdowns(report: dict[str, Any], study: Any) -> Figure | None:
         ax.set_title(title, fontsize=10, loc="left")
     if not drew:
         return None
-    axes[-1].set_xlabel("Detection accuracy (95% Wilson CI); dashed line: chance")
+    axes[-1].set_xlabel("Detection accuracy (95% Wilson CI, judgment-level: assumes independent judgments)")
     fig.tight_layout()
     return fig
 
@@ -252,8 +276,8 @@ PLOTS: dict[str, tuple[PlotInfo, Callable[[dict[str, Any], Any], Figure | None]]
     "per_rater_accuracy": (
         PlotInfo(
             "per_rater_accuracy",
-            "Per-rater accuracy",
-            "Each rater's detection accuracy with its 95% CI against the 50% chance line",
+            "Per-rater balanced accuracy",
+            "Each rater's balanced accuracy against the chance line and the headline's crossed 95% CI band",
         ),
         per_rater_accuracy,
     ),

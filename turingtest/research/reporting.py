@@ -20,7 +20,7 @@ REPORT_TIMEOUT_S = 24 * 3600
 
 
 def study_report(study: Study) -> dict[str, Any]:
-    key = f"research:report:v1:{state_key(study)}"
+    key = f"research:report:v{reports.SCHEMA_VERSION}:{state_key(study)}"  # no stale schema
     report = cache.get(key)
     if report is None:
         report = json_safe(reports.build(study).to_dict())

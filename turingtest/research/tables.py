@@ -1,4 +1,4 @@
-"""The dashboard's report tables: ``turingtest.reports.tables`` as text for the template.
+"""The dashboard's report tables and headline card: ``turingtest.reports.tables`` as text.
 
 The dashboard shows the same tables as the downloadable HTML report (one table model,
 one cell formatter); this module only turns cells into text and caps long tables, whose
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from turingtest.reports.tables import report_tables
+from turingtest.reports.tables import CROSSED_HEADERS, cell_text, component_rows, headline_rows, report_tables
 
 MAX_ROWS = 200
 
@@ -48,3 +48,42 @@ def report_sections(report: dict[str, Any]) -> list[Section]:
         )
         for section in report_tables(report)
     ]
+
+
+@dataclass
+class HeadlineCard:
+    """The card the dashboard opens on: the sentence, four numbers, the variance components."""
+
+    sentence: str
+    verdict: str
+    headers: list[str]
+    rows: list[list[str]]
+    components: list[list[str]]
+    d_prime: str
+    n_raters: int
+    n_raters_judged: int
+    n_raters_left_out: int
+    n_real_images: int
+    n_synthetic_images: int
+    notes: list[str]
+    method: str
+
+
+def headline_card(report: dict[str, Any]) -> HeadlineCard:
+    """The report's headline as text, through the report's own table rows and cell formatter."""
+    h = report["headline"]
+    return HeadlineCard(
+        sentence=h["sentence"],
+        verdict=h["verdict"],
+        headers=["", *CROSSED_HEADERS],
+        rows=[[cell_text(c) for c in row] for row in headline_rows(h)],
+        components=[[cell_text(c) for c in row] for row in component_rows(h)],
+        d_prime=cell_text(h["d_prime"]),
+        n_raters=h["n_raters"],
+        n_raters_judged=h["n_raters_judged"],
+        n_raters_left_out=h["n_raters_left_out"],
+        n_real_images=h["n_real_images"],
+        n_synthetic_images=h["n_synthetic_images"],
+        notes=list(h["notes"]),
+        method=h["method"],
+    )

@@ -1,4 +1,4 @@
-"""Results dashboard: progress, the report's tables and server-rendered plots, per study.
+"""Results dashboard: the headline card, progress, the report's tables and plots, per study.
 
 Only the study's owner, collaborators and admins get anything (others 404, anonymous is
 sent to log in, raters 403). Plots are matplotlib figures rendered on the server and cached
@@ -21,7 +21,7 @@ from turingtest.research import plots
 from turingtest.research.access import may_export_identities, study_for
 from turingtest.research.progress import state_key, study_progress
 from turingtest.research.reporting import study_report
-from turingtest.research.tables import report_sections
+from turingtest.research.tables import headline_card, report_sections
 from turingtest.studies.models import StudyItem
 
 PLOT_TIMEOUT_S = 24 * 3600
@@ -37,6 +37,7 @@ def study_results(request: HttpRequest, study_id: int) -> HttpResponse:
         "research/study_results.html",
         {
             "study": study,
+            "headline": headline_card(report),
             "progress": study_progress(study),
             "plots": plots.available(report),
             "convincing": plots.most_convincing(report, limit=8),

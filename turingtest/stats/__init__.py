@@ -2,7 +2,9 @@
 
 Topic modules: ``proportions`` (Wilson, exact binomial, two proportions, McNemar),
 ``detection`` (d′, rating AUC, DeLong), ``agreement`` (Cohen's, Fleiss' κ, Krippendorff's α),
-``bootstrap`` (HYPE∞ error rate, two-way bootstrap) and ``arrays`` (input checks,
+``bootstrap`` (HYPE∞ error rate, two-way bootstrap), ``crossed`` / ``reader_study`` /
+``headline`` (reader-study inference over raters × images), ``planning`` (CI half-width
+of a planned study) and ``arrays`` (input checks,
 ``factorize``). This package re-exports their public names, so ``turingtest.stats.<name>``
 is the one import path.
 
@@ -44,6 +46,8 @@ from turingtest.stats.bootstrap import (
     hype_error_rate,
 )
 from turingtest.stats.detection import AucResult, DPrime, dprime, rating_auc, rating_auc_ci
+from turingtest.stats.headline import HeadlineEstimates, headline_estimates, verdict
+from turingtest.stats.planning import Design, design_for_half_width, expected_half_width
 from turingtest.stats.proportions import (
     Interval,
     McNemarResult,
@@ -66,6 +70,12 @@ from turingtest.stats.reader_study import (
 
 __all__ = [
     "AucResult",
+    "Design",
+    "HeadlineEstimates",
+    "design_for_half_width",
+    "expected_half_width",
+    "headline_estimates",
+    "verdict",
     "CrossedEstimate",
     "ReaderStudyAccuracy",
     "VarianceComponents",

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from turingtest.stats.arrays import factorize
+
 __all__ = ["CrossedEstimate", "VarianceComponents", "crossed_mean"]
 
 
@@ -97,10 +99,10 @@ def _aligned(**arrays: object) -> dict[str, np.ndarray]:
 
 
 def _ids(name: str, values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Codes 0..n-1 for integer ids."""
+    """Codes 0..n-1 for integer ids (O(n) for database keys and codes, see ``factorize``)."""
     if values.dtype.kind not in "iub":
         raise ValueError(f"{name} must hold integer ids, got dtype {values.dtype}")
-    uniques, codes = np.unique(values, return_inverse=True)
+    uniques, codes = factorize(values.astype(np.int64))
     return codes.astype(np.int64), int(uniques.size)
 
 

@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
+from turingtest.stats.arrays import factorize
 from turingtest.stats.crossed import (
     CrossedEstimate,
     VarianceComponents,
@@ -99,13 +100,20 @@ def _cells(value: np.ndarray, is_synthetic: np.ndarray, rater: np.ndarray, image
         bad = image[i_code == mixed[0]][0]
         raise ValueError(f"image {bad.item()!r} is marked both synthetic and real in is_synthetic")
     key = r_code * n_i + i_code
-    cell_key, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    # Dense keys (a crossed design) take factorize's O(n) path instead of a sort.
+    cell_key, inverse = factorize(key)
+    is_syn_image = kind_sum > 0
+    if cell_key.size == key.size:
+        # Each rater judged each image once (the usual case): the judgments are the cells.
+        # Everything downstream is order-free (bincounts, a lexsort), so skip the regrouping.
+        return _Cells(r_code, i_code, is_syn_image[i_code], value.astype(np.float64), n_r, n_i)
+    counts = np.bincount(inverse)
     cell_value = np.bincount(inverse, weights=value) / counts
     cell_image = cell_key % n_i
     return _Cells(
         rater=cell_key // n_i,
         image=cell_image,
-        synthetic=kind_sum[cell_image] > 0,
+        synthetic=is_syn_image[cell_image],
         value=cell_value,
         n_raters=n_r,
         n_images=n_i,

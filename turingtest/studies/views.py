@@ -20,7 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from turingtest.core import roles
-from turingtest.studies import forms, leakaudit, protocol, rating, scheduling, services
+from turingtest.studies import forms, leakaudit, precision, protocol, rating, scheduling, services
 from turingtest.studies.markdown import render_markdown
 from turingtest.studies.models import Assignment, Judgment, Study
 from turingtest.studies.progress import study_progress
@@ -268,7 +268,12 @@ def study_new(request: HttpRequest) -> HttpResponse:
                 "Study created as a draft. Check the stratum table, run the leak audit, then open it.",
             )
             return redirect("study-detail", study_id=study.pk)
-    return render(request, "studies/study_form.html", {"form": form, "study": None})
+    plan_form, plan = precision.plan_from_request(request)
+    return render(
+        request,
+        "studies/study_form.html",
+        {"form": form, "study": None, "plan_form": plan_form, "plan": plan},
+    )
 
 
 @never_cache
@@ -288,7 +293,12 @@ def study_edit(request: HttpRequest, study_id: int) -> HttpResponse:
         else:
             messages.success(request, "Study saved; the pool was redrawn.")
             return redirect("study-detail", study_id=study.pk)
-    return render(request, "studies/study_form.html", {"form": form, "study": study})
+    plan_form, plan = precision.plan_from_request(request)
+    return render(
+        request,
+        "studies/study_form.html",
+        {"form": form, "study": study, "plan_form": plan_form, "plan": plan},
+    )
 
 
 @never_cache

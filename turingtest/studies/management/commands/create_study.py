@@ -1,6 +1,9 @@
 """python manage.py create_study --title T --real N --synthetic M [--items-per-rater K] [--open] ...
 
 Draws a balanced pool from the image library. The last printed line is ``study <id>``.
+``--pilot ID [--plan-raters R] [--target-half-width W]`` also prints the CI half-width to
+expect from that study's variance components (``plan:`` lines); unequal real and synthetic
+counts are allowed and print a ``note:`` on what that means for raw accuracy.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from turingtest.core import roles
-from turingtest.studies import services
+from turingtest.studies import precision, services
+from turingtest.studies.models import Study
 
 
 def default_owner():
@@ -61,6 +65,19 @@ class Command(BaseCommand):
             "--owner", default=None, help="Username (default: first researcher or superuser)."
         )
         parser.add_argument("--open", action="store_true", help="Open the study (freezes the design).")
+        parser.add_argument(
+            "--pilot",
+            type=int,
+            default=None,
+            help="Study id of a pilot (or finished study): print the CI half-width to expect from its "
+            "variance components.",
+        )
+        parser.add_argument(
+            "--plan-raters", type=int, default=None, help="Raters to plan for (default: the pilot's)."
+        )
+        parser.add_argument(
+            "--target-half-width", type=float, default=None, help="Print the raters or images it needs."
+        )
 
     def handle(self, *args, **o) -> None:
         User = get_user_model()
@@ -72,6 +89,11 @@ class Command(BaseCommand):
             owner = default_owner()
             if owner is None:
                 raise CommandError("no researcher or superuser exists; create one or pass --owner")
+        pilot = None
+        if o["pilot"] is not None:
+            pilot = Study.objects.filter(pk=o["pilot"]).first()
+            if pilot is None:
+                raise CommandError(f"no study {o['pilot']} to plan from (--pilot)")
         kinds = [k for k, n in (("real", o["real"]), ("synthetic", o["synthetic"])) if n]
         try:
             fitz = [int(x) for x in o["fitzpatrick"].split(",") if x.strip()]
@@ -117,6 +139,16 @@ class Command(BaseCommand):
             f"{study.status} study {study.title!r}: {n_items} items, owner {owner.get_username()}, seed {study.seed}"
             + (f", design sha256 {study.config_sha256}" if study.config_sha256 else "")
         )
+        if o["real"] != o["synthetic"]:
+            # Allowed, but the headline must not be read as raw accuracy against 0.5.
+            majority = max(o["real"], o["synthetic"]) / (o["real"] + o["synthetic"])
+            self.stdout.write(
+                f"note: {o['real']} real and {o['synthetic']} synthetic images: raw accuracy is not "
+                f"comparable to 0.5 (always giving the majority answer scores {majority:.2f}); the "
+                "report's headline is the balanced accuracy, whose chance level is 0.5 for any ratio"
+            )
+        if pilot is not None:
+            self._plan(pilot, o, n_images=o["items_per_rater"] or (o["real"] + o["synthetic"]))
         self.stdout.write(f"study {study.pk}")
 
     def _strata(self, study) -> None:
@@ -136,3 +168,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{r['condition']:<10} {fitz!s:<5} {r['kind']:<10} {wanted!s:>6} {r['available']:>9} {r['drawn']:>5}"
             )
+
+    def _plan(self, pilot: Study, o: dict, *, n_images: int) -> None:
+        try:
+            plan = precision.precision_plan(
+                pilot=pilot, n_raters=o["plan_raters"], n_images=n_images, target=o["target_half_width"]
+            )
+        except ValueError as exc:
+            raise CommandError(f"precision plan: {exc}") from None
+        for line in plan.lines:
+            self.stdout.write(f"plan: {line}")
