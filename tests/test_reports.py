@@ -22,6 +22,7 @@ from scipy import stats as sps
 from tests.factories import StudyFactory
 from tests.report_study import ANSWERS, make_study
 from turingtest import reports
+from turingtest.library.models import Image
 from turingtest.reports.build import _response_times
 
 pytestmark = pytest.mark.django_db
@@ -243,3 +244,30 @@ def test_response_time_quantiles_equal_numpy_quantile_per_group():
     assert group.q_ms == pytest.approx(tuple(np.quantile(values, reports.RT_QUANTILES)), rel=1e-12)
     assert group.mean_ms == pytest.approx(values.mean())
     assert group.n_missing == int(np.isnan(rt[truth & ~correct]).sum())
+
+
+def test_the_skin_type_breakdown_counts_labelled_types_only():
+    study, images, _ = make_study()
+    # r1/s1 carry type II as a label; r2/s2 carry type II estimated from the photo.
+    Image.objects.filter(pk__in=[images["r2"].pk, images["s2"].pk]).update(
+        fitzpatrick=2, fitzpatrick_source=Image.FitzpatrickSource.ESTIMATE
+    )
+    Image.objects.filter(pk__in=[images["r1"].pk, images["s1"].pk]).update(fitzpatrick=2)
+    report = reports.build(study, n_boot=20)
+    by_group = {g.group: g for g in report.breakdowns.fitzpatrick}
+    assert set(by_group) == {"II", "V", "no label"}
+    # Only r1 and s1 (labelled) are type II; the estimated pair sits under "no label".
+    n_by_image = {row.image_id: row.n for row in report.images.per_image}
+    assert by_group["II"].detection.n == n_by_image[images["r1"].pk] + n_by_image[images["s1"].pk] > 0
+    assert by_group["no label"].detection.n > 0
+    estimated = {images["r2"].pk, images["s2"].pk}
+    rows = [row for row in report.images.per_image if row.image_id in estimated]
+    assert rows and all(row.fitzpatrick is None for row in rows)  # the estimate is not shown as a type
+
+
+def test_design_choices_that_weaken_blinding_are_report_warnings():
+    study, _, _ = make_study()
+    study.config = {**study.config, "unmatched": True}
+    study.save(update_fields=["config"])
+    report = reports.build(study, n_boot=20)
+    assert any(w.startswith("Unmatched design") for w in report.warnings)

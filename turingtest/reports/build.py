@@ -64,6 +64,8 @@ def build_report(
     rater_ids_all = stats.factorize(rows.rater.astype(np.int64))[0] if rows.n else np.empty(0, np.int64)
     first, known, is_repeat, is_first = _select(data, rows, warnings)
 
+    for warning in data.design_warnings:
+        warnings.add(warning)
     if rows.n == 0:
         warnings.add("the study has no judgments yet")
     if first.n_raters == 1:
@@ -306,7 +308,7 @@ def _breakdowns(first: FirstShowings, data: StudyData, warnings: Warnings, confi
     img, rater = first.image, first.rater
     return Breakdowns(
         condition=groups(img_cond_code[img], cond_order, "condition"),
-        fitzpatrick=groups(img_fitz_code[img], [*FITZPATRICK_LABELS, "unknown"], "skin type"),
+        fitzpatrick=groups(img_fitz_code[img], [*FITZPATRICK_LABELS, "no label"], "skin type"),
         lesion_size=groups(img_lesion_code[img], [*LESION_LABELS, "unknown"], "lesion size"),
         role=groups(rater_role_code[rater], role_order, "role"),
         experience=groups(rater_exp_code[rater], [*EXPERIENCE_LABELS, "unknown"], "experience"),

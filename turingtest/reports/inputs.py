@@ -39,7 +39,7 @@ class Images:
     kind: list[str]  # "real" | "synthetic"
     is_synthetic: np.ndarray  # bool
     condition: np.ndarray  # int64 condition ids
-    fitzpatrick: np.ndarray  # float64, NaN when unknown
+    fitzpatrick: np.ndarray  # float64, NaN unless the type is a label (estimates never count)
     lesion_area_fraction: np.ndarray  # float64, NaN when unknown
 
     @property
@@ -66,6 +66,7 @@ class StudyData:
     n_assignments: int
     n_started: int
     n_finished: int
+    design_warnings: tuple[str, ...] = ()  # choices in the frozen design that weaken blinding
 
     def profile(self, user_id: int) -> tuple[str, str, int]:
         """(pseudonym, role, years) of a rater; a rater without a profile gets a stand-in."""

@@ -13,7 +13,7 @@ from itertools import islice
 import numpy as np
 from django.db.models import QuerySet
 
-from turingtest.library.models import Condition, Image
+from turingtest.library.models import Condition, Image, is_labelled_fitzpatrick
 from turingtest.reports.inputs import Images, Rows, StudyData
 from turingtest.studies.models import Judgment, RaterProfile, Study
 from turingtest.studies.progress import study_progress
@@ -70,7 +70,9 @@ def _images(study: Study) -> Images:
     rows = list(
         Image.objects.filter(study_items__study=study, study_items__is_tutorial=False)
         .order_by("pk")
-        .values_list("pk", "public_token", "kind", "condition_id", "fitzpatrick", "lesion_area_fraction")
+        .values_list(
+            "pk", "public_token", "kind", "condition_id", "fitzpatrick", "lesion_area_fraction", "fitzpatrick_source"
+        )
     )
     return Images(
         ids=np.array([r[0] for r in rows], dtype=np.int64),
@@ -78,7 +80,11 @@ def _images(study: Study) -> Images:
         kind=[r[2] for r in rows],
         is_synthetic=np.array([r[2] == Image.Kind.SYNTHETIC for r in rows], dtype=bool),
         condition=np.array([r[3] for r in rows], dtype=np.int64),
-        fitzpatrick=np.array([np.nan if r[4] is None else r[4] for r in rows], dtype=np.float64),
+        # Labels only: a type estimated from the photo is not a phototype (ARCHITECTURE.md invariant 9).
+        fitzpatrick=np.array(
+            [r[4] if is_labelled_fitzpatrick(fitzpatrick=r[4], source=r[6]) else np.nan for r in rows],
+            dtype=np.float64,
+        ),
         lesion_area_fraction=np.array([np.nan if r[5] is None else r[5] for r in rows], dtype=np.float64),
     )
 
@@ -109,4 +115,5 @@ def load_study(study: Study) -> StudyData:
         n_assignments=progress.n_assignments,
         n_started=progress.n_started,
         n_finished=progress.n_finished,
+        design_warnings=tuple(study.design_warnings()),
     )

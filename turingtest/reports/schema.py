@@ -131,7 +131,7 @@ Floats that are undefined (NaN) are ``None``; every such case also adds a line t
         #   group has >= 2 raters who judged >= 2 images of each kind ("rough": fewer than
         #   5 raters or 10 images of a kind), else descriptive (judgment-level figures only)
         "condition": [{"group": code, "detection": Detection}],
-        "fitzpatrick": [{"group": "I".."VI" | "unknown", "detection": Detection}],
+        "fitzpatrick": [{"group": "I".."VI" | "no label", "detection": Detection}],  # labels only
         "lesion_size": [{"group": "0–5%" | "5–15%" | "15–35%" | "35–100%" | "unknown", ...}],
         "role": [{"group": role value, "detection": Detection}],
         "experience": [{"group": "0–4 y" | "5–9 y" | "10–19 y" | "20+ y", ...}],
