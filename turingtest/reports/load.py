@@ -71,7 +71,13 @@ def _images(study: Study) -> Images:
         Image.objects.filter(study_items__study=study, study_items__is_tutorial=False)
         .order_by("pk")
         .values_list(
-            "pk", "public_token", "kind", "condition_id", "fitzpatrick", "lesion_area_fraction", "fitzpatrick_source"
+            "pk",
+            "public_token",
+            "kind",
+            "condition_id",
+            "fitzpatrick",
+            "lesion_area_fraction",
+            "fitzpatrick_source",
         )
     )
     return Images(
