@@ -28,6 +28,7 @@ from turingtest.library.forms import (
     MatchScheduleForm,
     upload_to_temp,
 )
+from turingtest.library.image_admin import ImageGroundTruthMixin
 from turingtest.library.mask_admin import MaskEditorMixin
 from turingtest.library.models import (
     Condition,
@@ -59,7 +60,8 @@ class ConditionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Image)
-class ImageAdmin(MaskEditorMixin, admin.ModelAdmin):  # the mask editor, queue and filter: mask_admin.py
+class ImageAdmin(ImageGroundTruthMixin, MaskEditorMixin, admin.ModelAdmin):
+    # Thumbnails and the ground-truth lock: image_admin.py; the mask editor, queue and filter: mask_admin.py
     list_display = [
         "id",
         "kind",
@@ -92,6 +94,9 @@ class ImageAdmin(MaskEditorMixin, admin.ModelAdmin):  # the mask editor, queue a
     exclude = ["native_width", "native_height", "ita_degrees"]
     list_select_related = ["condition", "batch"]
     actions = ["generate_matched", "compute_automatic_masks"]
+
+    class Media:
+        css = {"all": ["css/library-admin.css"]}
 
     def save_model(self, request: HttpRequest, obj: Image, form, change: bool) -> None:
         # A type a person enters here is their label, not the importer's estimate any more.

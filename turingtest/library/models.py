@@ -264,6 +264,7 @@ class GenerationBatch(models.Model):
     render_seconds = models.FloatField(default=0.0, help_text="Sum of the chunks' network time.")
 
     class Meta:
+        verbose_name_plural = "generation batches"  # Django's default would say "batchs"
         ordering = ["-created"]
         constraints = [
             models.CheckConstraint(condition=models.Q(count__gte=1), name="batch_count_positive"),
