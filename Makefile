@@ -15,10 +15,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
+# Where the demo listens: `make demo PORT=8080` or `make demo HOST=0.0.0.0 PORT=8080`. The links
+# seed_demo prints use SITE_URL, which follows HOST/PORT unless you set it (e.g. behind a proxy).
+# A HOST other than localhost is allowed as a host name too (DJANGO_ALLOWED_HOSTS overrides).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_SITE_HOST := $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
+SITE_URL ?= http://$(DEMO_SITE_HOST):$(PORT)
+DJANGO_ALLOWED_HOSTS ?= 127.0.0.1,localhost,$(DEMO_SITE_HOST)
+DEMO_ENV := DJANGO_DEBUG=1 SITE_URL=$(SITE_URL) DJANGO_ALLOWED_HOSTS=$(DJANGO_ALLOWED_HOSTS)
+
 demo: install
-	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=1 $(BIN)/python manage.py seed_demo
-	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo
+	$(DEMO_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install
 	DJANGO_DEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

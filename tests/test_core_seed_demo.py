@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.library_support import tiny_checkpoint
+from turingtest.core.management.commands.seed_demo import QUIET_LOGGERS
 from turingtest.library.models import Image
 from turingtest.studies.models import Judgment, Study
 
@@ -35,9 +37,16 @@ def _seed(tmp_path, **extra) -> str:
 
 
 @pytest.mark.django_db(transaction=True)  # the batch is enqueued on commit
-def test_seed_demo_builds_users_images_an_open_study_with_answers_and_prints_a_rater_link(tmp_path, settings):
+def test_seed_demo_builds_users_images_an_open_study_with_answers_and_prints_a_rater_link(
+    tmp_path, settings, caplog
+):
     settings.DEBUG = True
+    caplog.set_level(logging.INFO)
     output = _seed(tmp_path)
+    # Only what a person needs: no eager Celery task lines, no kombu "No hostname was supplied".
+    noisy = [r for r in caplog.records if r.name in QUIET_LOGGERS and r.levelno < logging.ERROR]
+    assert noisy == []
+    assert logging.getLogger("celery.app.trace").level == logging.NOTSET  # put back afterwards
     procedural = Image.objects.filter(provenance__procedural=True)
     assert procedural.count() == 12
     assert set(procedural.values_list("fitzpatrick", flat=True)) == {1, 2, 3, 4, 5, 6}

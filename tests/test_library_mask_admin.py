@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image as PILImage
@@ -150,7 +151,12 @@ def test_the_compute_automatic_masks_action_runs_a_mask_job_with_a_progress_bar(
     job = MaskJob.objects.get()
     assert (job.status, job.n_computed, job.created_by.username) == ("succeeded", 2, "dr.mask")
     assert {i.mask_source for i in Image.objects.all()} == {MaskSource.AUTOMATIC}
+    (message,) = [str(m) for m in get_messages(response.wsgi_request)]
+    change = reverse("admin:library_maskjob_change", args=[job.pk])
+    assert message.startswith(f'<a href="{change}">Mask job {job.pk}</a> finished in ')
+    assert message.endswith(": 2 automatic masks computed, 0 images already had one")
     page = admin_client.get(reverse("admin:library_maskjob_change", args=[job.pk])).content.decode()
+    assert "2 / 2 · Succeeded" in page
     progress_url = reverse("admin:library_maskjob_progress", args=[job.pk])
     assert f'data-progress-url="{progress_url}"' in page and "js/batch-progress.js" in page
     assert admin_client.get(progress_url).json()["percent"] == 100.0

@@ -56,7 +56,7 @@ def test_scheduling_from_the_admin_trains_and_the_job_page_shows_progress_grid_a
     sample_url = reverse("admin:training_trainingjob_sample", args=[job.pk])
     assert f'data-training-progress="{progress_url}"' in page and "js/training-progress.js" in page
     assert f'src="{sample_url}?v=step-0000006.png"' in page
-    assert "step 6 / 6 · succeeded" in page and "admin run" in page
+    assert "step 6 / 6 · Succeeded" in page and "admin run" in page
     assert "python -m generator.train --manifest manifest.csv --out run/ --image-size 64 --ngf 8" in page
     progress = admin_client.get(progress_url).json()
     assert progress["status"] == "succeeded" and (progress["done"], progress["total"]) == (6, 6)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils.crypto import constant_time_compare
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 
 from turingtest.core import roles
 from turingtest.core.health import liveness, readiness_cached
@@ -46,3 +47,12 @@ def home(request: HttpRequest) -> HttpResponse:
             "is_admin": roles.is_admin(request.user),
         },
     )
+
+
+@cache_control(max_age=86400, public=True)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever a page links: send them to the static file.
+
+    Not a permanent redirect: the static URL carries a content hash that changes with the icon.
+    """
+    return HttpResponseRedirect(static("favicon.ico"))

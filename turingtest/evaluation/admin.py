@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from turingtest.core.admin_messages import job_message
 from turingtest.evaluation import services
 from turingtest.evaluation.forms import AugmentationRunForm, FidelityRunForm
 from turingtest.evaluation.models import AugmentationRun, FidelityRun
@@ -38,15 +39,27 @@ def _pretty_json(value) -> str:
 
 
 def _progress(run) -> str:
+    # "Succeeded · 100%"; the step message ("computing features…") only while it means something.
+    step = run.progress_message if run.status == run.Status.RUNNING and run.progress_message else ""
     return format_html(
-        '<progress value="{}" max="1"></progress> {} {}', run.progress, run.status, run.progress_message
+        '<progress class="library-progress" value="{}" max="1"></progress> '
+        '<span class="library-progress-label">{} · {}%{}</span>',
+        run.progress,
+        run.get_status_display(),
+        round(100 * run.progress),
+        f" · {step}" if step else "",
     )
+
+
+def _run_url(run) -> str:
+    opts = run._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[run.pk])
 
 
 def fidelity_results_html(run: FidelityRun) -> str:
     """The results table (overall + per condition) of a finished run; used by both admins."""
     if not run.results:
-        return run.error or f"{run.status} ({round(100 * run.progress)}%)"
+        return run.error or f"{run.get_status_display()} ({round(100 * run.progress)}%)"
     result = run.results
     rows = [{"name": "overall", "m": result["overall"]}] + [
         {"name": code, "m": m} for code, m in sorted(result["per_condition"].items())
@@ -62,22 +75,14 @@ def compute_fidelity_link(batch) -> str:
 
 @admin.action(description="Compute fidelity metrics (classifier:auto) for the selected batches")
 def compute_fidelity_for_batches(modeladmin, request: HttpRequest, queryset) -> None:
-    """Admin action for the generation-batch list: one queued FidelityRun per batch."""
-    created, refused = 0, []
+    """Admin action for the generation-batch list: one FidelityRun per batch, each reported as it stands."""
     for batch in queryset:
         try:
             run = services.fidelity_run_create(batch=batch, user=request.user)
         except EvaluationError as exc:
-            refused.append(f"batch {batch.pk}: {exc}")
+            modeladmin.message_user(request, f"batch {batch.pk}: {exc}", messages.ERROR)
             continue
-        if run.status == FidelityRun.Status.FAILED:
-            refused.append(f"batch {batch.pk}: {run.error}")
-        else:
-            created += 1
-    if created:
-        modeladmin.message_user(request, f"Queued {created} fidelity run(s).", messages.SUCCESS)
-    for text in refused:
-        modeladmin.message_user(request, text, messages.ERROR)
+        job_message(request, job=run, label=f"Fidelity run (batch {batch.pk})", url=_run_url(run))
 
 
 class FidelityRunInline(admin.TabularInline):
@@ -205,7 +210,7 @@ class FidelityRunAdmin(_RunAdmin):
     def rerun(self, request: HttpRequest, queryset) -> None:
         for run in queryset:
             try:
-                services.fidelity_run_create(
+                again = services.fidelity_run_create(
                     batch=run.batch,
                     real_filter={"ids": run.real_image_ids},
                     synthetic_filter={"ids": run.synthetic_image_ids},
@@ -216,7 +221,10 @@ class FidelityRunAdmin(_RunAdmin):
                 )
             except EvaluationError as exc:
                 self.message_user(request, f"run {run.pk}: {exc}", messages.ERROR)
-        self.message_user(request, "Queued.")
+            else:
+                job_message(
+                    request, job=again, label=f"Fidelity run (again of {run.pk})", url=_run_url(again)
+                )
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
         if not self.has_add_permission(request):
@@ -241,7 +249,8 @@ class FidelityRunAdmin(_RunAdmin):
             label="Fidelity run",
             title="Compute fidelity metrics for a batch",
             explanation="FID, KID, precision/recall and diversity between the batch and real images, "
-            "overall and per condition. Runs in the background; this page's record shows progress.",
+            "overall and per condition. Runs in the background (or at once, without a worker); "
+            "the run's page shows progress and results.",
         )
 
 
@@ -288,7 +297,7 @@ class AugmentationRunAdmin(_RunAdmin):
     def report_display(self, run: AugmentationRun) -> str:
         report = run.results
         if not report:
-            return run.error or f"{run.status} ({round(100 * run.progress)}%)"
+            return run.error or f"{run.get_status_display()} ({round(100 * run.progress)}%)"
         arms, diff = report["arms"], report["comparison"]["augmented_minus_real_only"]
         rows = [
             {
@@ -367,14 +376,10 @@ def _run_add_view(
         except EvaluationError as exc:
             form.add_error(None, str(exc))
         else:
-            if run.status == run.Status.FAILED:  # the broker refused it (or, eager, it ran and failed)
-                messages.error(request, f"{label} {run.pk} failed: {run.error}")
-            else:
-                messages.success(request, f"{label} {run.pk} queued.")
-            opts = modeladmin.model._meta
-            return HttpResponseRedirect(
-                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[run.pk])
-            )
+            # Failed: the broker refused it, or (eager) it ran and failed; finished: it ran eagerly.
+            url = _run_url(run)
+            job_message(request, job=run, label=label, url=url)
+            return HttpResponseRedirect(url)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,

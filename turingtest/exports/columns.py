@@ -167,8 +167,17 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "synthetic_seed",
         "int",
-        Cast(_json_text("seed", f"{_IMG}__provenance"), BigIntegerField()),
-        "Per-image seed (provenance.seed); procedural demo stand-ins carry one too.",
+        # Only synthetic images: a procedural demo stand-in is kind real with a provenance seed, and a
+        # real row carrying a seed would hint at how it was made.
+        Case(
+            When(
+                Q(**{f"{_IMG}__kind": "synthetic"}),
+                then=Cast(_json_text("seed", f"{_IMG}__provenance"), BigIntegerField()),
+            ),
+            default=None,
+            output_field=BigIntegerField(),
+        ),
+        "Per-image seed of a synthetic image (provenance.seed); empty for real images.",
     ),
     Column(
         "synthetic_checkpoint_sha256",

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from turingtest.core.admin_messages import job_message
 from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
 from turingtest.library.admin_widgets import progress_bar as _progress_bar
 from turingtest.library.checkpoints import checkpoint_register
@@ -28,6 +29,7 @@ from turingtest.library.forms import (
     MatchScheduleForm,
     upload_to_temp,
 )
+from turingtest.library.image_admin import ImageGroundTruthMixin
 from turingtest.library.mask_admin import MaskEditorMixin
 from turingtest.library.models import (
     Condition,
@@ -59,7 +61,8 @@ class ConditionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Image)
-class ImageAdmin(MaskEditorMixin, admin.ModelAdmin):  # the mask editor, queue and filter: mask_admin.py
+class ImageAdmin(ImageGroundTruthMixin, MaskEditorMixin, admin.ModelAdmin):
+    # Thumbnails and the ground-truth lock: image_admin.py; the mask editor, queue and filter: mask_admin.py
     list_display = [
         "id",
         "kind",
@@ -92,6 +95,9 @@ class ImageAdmin(MaskEditorMixin, admin.ModelAdmin):  # the mask editor, queue a
     exclude = ["native_width", "native_height", "ita_degrees"]
     list_select_related = ["condition", "batch"]
     actions = ["generate_matched", "compute_automatic_masks"]
+
+    class Media:
+        css = {"all": ["css/library-admin.css"]}
 
     def save_model(self, request: HttpRequest, obj: Image, form, change: bool) -> None:
         # A type a person enters here is their label, not the importer's estimate any more.
@@ -133,12 +139,15 @@ class ImageAdmin(MaskEditorMixin, admin.ModelAdmin):  # the mask editor, queue a
             except LibraryError as exc:
                 form.add_error(None, f"Not scheduled: {exc}")
             else:
-                messages.success(
+                url = reverse("admin:library_generationbatch_change", args=[batch.pk])
+                job_message(
                     request,
-                    f"Batch {batch.pk} scheduled: {batch.count} synthetic images mirroring "
-                    f"{reals.count()} real images ({batch.status}).",
+                    job=batch,
+                    label="Batch",
+                    url=url,
+                    summary=f"{batch.n_done} synthetic images mirroring {reals.count()} real images",
                 )
-                return HttpResponseRedirect(reverse("admin:library_generationbatch_change", args=[batch.pk]))
+                return HttpResponseRedirect(url)
         by_condition = reals.values("condition__code").annotate(n=Count("pk")).order_by("condition__code")
         context = {
             **self.admin_site.each_context(request),
@@ -300,7 +309,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
             url=reverse("library-batch-progress", args=[obj.pk]),
             done=obj.n_done,
             total=obj.count,
-            status=obj.status,
+            label=obj.get_status_display(),
         )
 
     @admin.display(description="mirrors real images")
@@ -333,7 +342,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             return HttpResponse(status=403)
         form = BatchScheduleForm(request.POST or None)
-        previews: list[str] = []
+        previews: list[tuple[str, str]] = []  # (data URL, caption)
         preview_error = ""
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -352,18 +361,19 @@ class GenerationBatchAdmin(admin.ModelAdmin):
                 except LibraryError as exc:
                     messages.error(request, f"Not scheduled: {exc}")
                 else:
-                    messages.success(
-                        request, f"Batch {batch.pk} scheduled: {batch.count} images ({batch.status})."
-                    )
-                    return HttpResponseRedirect(reverse("admin:library_generationbatch_changelist"))
+                    url = reverse("admin:library_generationbatch_change", args=[batch.pk])
+                    job_message(request, job=batch, label="Batch", url=url, summary=f"{batch.n_done} images")
+                    return HttpResponseRedirect(url)
             try:
-                pngs = batch_preview(
+                rendered = batch_preview(
                     checkpoint=data["checkpoint"],
                     distribution=data["distribution"],
                     seed=data["seed"],
                     n=min(4, data["count"]),
                 )
-                previews = ["data:image/png;base64," + base64.b64encode(png).decode() for png in pngs]
+                previews = [
+                    ("data:image/png;base64," + base64.b64encode(p.png).decode(), p.caption) for p in rendered
+                ]
             except Exception as exc:  # a preview failure must be shown, not a 500
                 preview_error = f"{type(exc).__name__}: {exc}"
         context = {
@@ -384,7 +394,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         "format",
         "manifest_name",
         "is_dry_run",
-        "status",
+        "outcome",
         "progress_bar",
         "n_imported",
         "created",
@@ -395,7 +405,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         "archive",
         "manifest_name",
         "is_dry_run",
-        "status",
+        "outcome",
         "progress_bar",
         "n_rows",
         "n_checked",
@@ -419,8 +429,12 @@ class ImportJobAdmin(admin.ModelAdmin):
             url=reverse("library-import-progress", args=[obj.pk]),
             done=obj.n_checked,
             total=obj.n_rows,
-            status=obj.status,
+            label=obj.outcome,
         )
+
+    @admin.display(description="status", ordering="status")
+    def outcome(self, obj: ImportJob) -> str:
+        return obj.outcome
 
     @admin.display(description="bad rows")
     def errors_display(self, obj: ImportJob) -> str:
@@ -449,8 +463,12 @@ class ImportJobAdmin(admin.ModelAdmin):
             except LibraryError as exc:
                 messages.error(request, f"Not started: {exc}")
             else:
-                messages.success(request, f"Import {job.pk} started ({job.status}).")
-                return HttpResponseRedirect(reverse("admin:library_importjob_change", args=[job.pk]))
+                url = reverse("admin:library_importjob_change", args=[job.pk])
+                verb = "would import" if job.is_dry_run else "imported"
+                job_message(
+                    request, job=job, label="Import", url=url, summary=f"{job.n_imported} images {verb}"
+                )
+                return HttpResponseRedirect(url)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.utils.html import format_html
 
 
-def progress_bar(*, url: str, done: int, total: int, status: str) -> str:
+def progress_bar(*, url: str, done: int, total: int, label: str) -> str:
+    # ``label`` is the status as a person reads it ("Succeeded", "Finished with 2 errors").
     # <progress> needs no inline style (the site's CSP forbids it); static/js/batch-progress.js polls ``url``.
     return format_html(
         '<progress class="library-progress" data-progress-url="{}" value="{}" max="{}"></progress> '
@@ -16,5 +17,5 @@ def progress_bar(*, url: str, done: int, total: int, status: str) -> str:
         url,
         done,
         total,
-        status,
+        label,
     )

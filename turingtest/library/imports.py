@@ -295,6 +295,7 @@ def images_import(
     progress: Callable[[int, int], None] | None = None,
     limit: int | None = None,
     confine: bool = False,
+    archive_root: Path | None = None,
 ) -> ImportReport:
     """Import a dataset's real images: validate every row, then store the good ones at once.
 
@@ -302,6 +303,9 @@ def images_import(
     pixels already in the library, or repeated in the manifest, are skipped) and writes
     the normalized files. Phase 2 inserts every good row in one transaction; if it
     fails, the files of phase 1 are deleted, so an import is all or nothing.
+
+    ``archive_root`` is where an uploaded zip was extracted: bad rows then name their file
+    as it is inside the archive, never the server's temporary folder.
     """
     manifest = Path(manifest)
     fmt, rows = manifest_read(manifest=manifest, format=format)
@@ -328,7 +332,8 @@ def images_import(
                     row, fmt=fmt, root=root, lookup=lookup, manifest=manifest, confine=confine
                 )
             except (LibraryError, ImageError) as exc:
-                report.errors.append({"line": row.line, "reason": str(exc)})
+                reason = str(exc) if archive_root is None else _in_archive(str(exc), row, root, archive_root)
+                report.errors.append({"line": row.line, "reason": reason})
             else:
                 if normalized.sha256 in seen or Image.objects.filter(sha256=normalized.sha256).exists():
                     report.n_already += 1
@@ -356,6 +361,21 @@ def images_import(
             files_delete(*item.names)
         raise
     return report
+
+
+def _in_archive(reason: str, row: ImportRow, root: Path, archive_root: Path) -> str:
+    """A bad row's reason as the uploader reads it: paths relative to the archive, led by the row's file."""
+    for base in {str(archive_root.resolve()), str(archive_root)}:
+        reason = reason.replace(base + os.sep, "").replace(base, ".")
+    if not row.image:
+        return reason
+    name = (root / row.image).resolve()
+    shown = (
+        name.relative_to(archive_root.resolve()).as_posix()
+        if name.is_relative_to(archive_root.resolve())
+        else row.image
+    )
+    return reason if shown in reason else f"{shown}: {reason}"
 
 
 def _safe_extract(archive: Path, target: Path, *, max_bytes: int = 20 * 1024**3) -> None:
@@ -410,7 +430,12 @@ def import_job_run(*, job: ImportJob) -> ImportJob:
         manifest = _find_manifest(extracted, job.manifest_name)
         # An uploaded manifest may only name files inside its own archive.
         report = images_import(
-            manifest=manifest, format=job.format, dry_run=job.is_dry_run, job=job, confine=True
+            manifest=manifest,
+            format=job.format,
+            dry_run=job.is_dry_run,
+            job=job,
+            confine=True,
+            archive_root=extracted,
         )
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.SUCCEEDED,

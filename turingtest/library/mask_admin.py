@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 
+from turingtest.core.admin_messages import job_message
 from turingtest.library.admin_widgets import progress_bar
 from turingtest.library.masks import (
     MaskError,
@@ -143,9 +144,8 @@ class MaskEditorMixin:
             self.message_user(request, f"Not started: {exc}", level=messages.ERROR)
             return
         url = reverse("admin:library_maskjob_change", args=[job.pk])
-        self.message_user(
-            request, format_html('<a href="{}">Mask job {}</a> started ({}).', url, job.pk, job.status)
-        )
+        summary = f"{job.n_computed} automatic masks computed, {job.n_skipped} images already had one"
+        job_message(request, job=job, label="Mask job", url=url, summary=summary)
 
     # --- views -----------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class MaskEditorMixin:
 class MaskJobAdmin(admin.ModelAdmin):
     list_display = [
         "id",
-        "status",
+        "outcome",
         "progress_bar",
         "n_computed",
         "n_skipped",
@@ -227,7 +227,7 @@ class MaskJobAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["import_job", "created_by"]
     readonly_fields = [
-        "status",
+        "outcome",
         "progress_bar",
         "n_total",
         "n_done",
@@ -265,8 +265,12 @@ class MaskJobAdmin(admin.ModelAdmin):
             url=reverse("admin:library_maskjob_progress", args=[obj.pk]),
             done=obj.n_done,
             total=obj.n_total,
-            status=obj.status,
+            label=obj.outcome,
         )
+
+    @admin.display(description="status", ordering="status")
+    def outcome(self, obj: MaskJob) -> str:
+        return obj.outcome
 
     @admin.display(description="images that failed")
     def errors_display(self, obj: MaskJob) -> str:

@@ -13,6 +13,16 @@ from django.db import models
 from django.utils import timezone
 
 
+def finished_outcome(*, status: str, label: str, n_errors: int) -> str:
+    """A job's status as a person reads it: a job that finished but rejected rows did not simply succeed.
+
+    ``status`` stays the machine's (queued → running → succeeded | failed); only what is shown differs.
+    """
+    if status == "succeeded" and n_errors:
+        return f"Finished with {n_errors} error{'s' if n_errors != 1 else ''}"
+    return label
+
+
 def new_public_token() -> str:
     """Opaque random token: never derived from kind, condition, index or file."""
     return secrets.token_hex(16)
@@ -264,6 +274,7 @@ class GenerationBatch(models.Model):
     render_seconds = models.FloatField(default=0.0, help_text="Sum of the chunks' network time.")
 
     class Meta:
+        verbose_name_plural = "generation batches"  # Django's default would say "batchs"
         ordering = ["-created"]
         constraints = [
             models.CheckConstraint(condition=models.Q(count__gte=1), name="batch_count_positive"),
@@ -294,6 +305,7 @@ class GenerationBatch(models.Model):
         return {
             "id": self.pk,
             "status": self.status,
+            "outcome": self.get_status_display(),
             "done": self.n_done,
             "total": self.count,
             "percent": self.percent,
@@ -380,10 +392,18 @@ class ImportJob(models.Model):
     def __str__(self) -> str:
         return f"import {self.pk} ({self.status})"
 
+    @property
+    def outcome(self) -> str:
+        """ "Succeeded", or "Finished with 3 errors" when rows were rejected (see ``finished_outcome``)."""
+        return finished_outcome(
+            status=self.status, label=self.get_status_display(), n_errors=len(self.errors)
+        )
+
     def progress(self) -> dict:
         return {
             "id": self.pk,
             "status": self.status,
+            "outcome": self.outcome,
             "done": self.n_checked,
             "total": self.n_rows,
             "percent": round(100.0 * self.n_checked / self.n_rows, 1) if self.n_rows else 0.0,
@@ -433,11 +453,19 @@ class MaskJob(models.Model):
     def __str__(self) -> str:
         return f"mask job {self.pk} ({self.status})"
 
+    @property
+    def outcome(self) -> str:
+        """ "Succeeded", or "Finished with 2 errors" when some images failed (see ``finished_outcome``)."""
+        return finished_outcome(
+            status=self.status, label=self.get_status_display(), n_errors=len(self.errors)
+        )
+
     def progress(self) -> dict:
         """The JSON the admin's progress bar polls."""
         return {
             "id": self.pk,
             "status": self.status,
+            "outcome": self.outcome,
             "done": self.n_done,
             "total": self.n_total,
             "percent": round(100.0 * self.n_done / self.n_total, 1) if self.n_total else 0.0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -350,10 +351,30 @@ def chunk_fail(*, chunk_pk: int, error: str) -> None:
     batch_progress_update(batch_pk=chunk.batch_id)
 
 
+@dataclass(frozen=True)
+class PreviewImage:
+    """One preview render and the caption that lets the admin check it against the spec."""
+
+    png: bytes
+    caption: str
+
+
+def spec_caption(spec: MapSpec) -> str:
+    """``"MEL · Fitzpatrick type 2 · lesion 4.1% of the image"``: what a preview was asked to show."""
+    conditions = " + ".join(dict.fromkeys(lesion.condition for lesion in spec.lesions))
+    if spec.fitzpatrick is not None:
+        skin = f"Fitzpatrick type {spec.fitzpatrick}"
+    elif spec.skin_rgb is not None:
+        skin = "skin rgb({}, {}, {})".format(*spec.skin_rgb)
+    else:
+        skin = f"skin ITA {spec.ita_degrees:.0f}°"
+    return f"{conditions} · {skin} · lesion {spec_mask(spec).mean():.1%} of the image"
+
+
 def batch_preview(
     *, checkpoint: GeneratorCheckpoint, distribution: SpecDistribution | dict[str, Any], seed: int, n: int = 4
-) -> list[bytes]:
-    """PNG bytes of the first ``n`` images a batch with these settings would render.
+) -> list[PreviewImage]:
+    """The first ``n`` images a batch with these settings would render, each with its spec's caption.
 
     Rendered in this process, exactly as the worker will (same specs and seeds), and
     normalized, so the admin sees what raters will see before committing a batch.
@@ -363,4 +384,6 @@ def batch_preview(
     dist = distribution_validate(checkpoint=checkpoint, distribution=distribution)
     specs = [spec_for_index(dist, size=checkpoint.image_size, batch_seed=seed, index=i) for i in range(n)]
     images = renderer_get(checkpoint).render(specs, [image_seed(seed, i) for i in range(n)])
-    return [normalize(im).data for im in images]
+    return [
+        PreviewImage(png=normalize(im).data, caption=spec_caption(spec)) for im, spec in zip(images, specs)
+    ]

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from turingtest.core.admin_messages import job_message
 from turingtest.training.forms import TrainingJobForm
 from turingtest.training.models import TrainingJob
 from turingtest.training.runs import job_argv
@@ -91,7 +92,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
             max(job.steps, 1),
             job.step,
             job.steps,
-            job.status,
+            job.get_status_display(),
             f" · {losses}" if losses else "",
         )
 
@@ -165,7 +166,9 @@ class TrainingJobAdmin(admin.ModelAdmin):
             except TrainingError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             else:
-                self.message_user(request, f"Job {job.pk} resumed ({job.status}).")
+                job.refresh_from_db()
+                url = reverse("admin:training_trainingjob_change", args=[job.pk])
+                job_message(request, job=job, label="Training job", url=url)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # a record: jobs change only through their services
@@ -182,13 +185,11 @@ class TrainingJobAdmin(admin.ModelAdmin):
             except TrainingError as exc:
                 form.add_error(None, f"Not scheduled: {exc}")
             else:
-                if job.status == TrainingJob.Status.FAILED:
-                    messages.error(request, f"Training job {job.pk} failed: {job.error}")
-                else:
-                    messages.success(
-                        request, f"Training job {job.pk} scheduled on {len(job.image_ids)} photos."
-                    )
-                return HttpResponseRedirect(reverse("admin:training_trainingjob_change", args=[job.pk]))
+                url = reverse("admin:training_trainingjob_change", args=[job.pk])
+                job_message(
+                    request, job=job, label="Training job", url=url, summary=f"{len(job.image_ids)} photos"
+                )
+                return HttpResponseRedirect(url)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

@@ -18,7 +18,7 @@
         bar.max = Math.max(p.total, 1);
         bar.value = p.done;
         if (label) {
-          var text = p.done + " / " + p.total + " · " + p.status;
+          var text = p.done + " / " + p.total + " · " + (p.outcome || p.status);
           if (p.images_per_second) text += " · " + p.images_per_second + " img/s";
           if (p.error) text += " · " + p.error;
           label.textContent = text;

@@ -23,7 +23,8 @@
       .then(function (p) {
         bar.max = Math.max(p.total, 1);
         bar.value = p.done;
-        var parts = ["step " + p.done + " / " + p.total, p.status];
+        // The status as the page first showed it ("Succeeded", not "succeeded").
+        var parts = ["step " + p.done + " / " + p.total, p.status.charAt(0).toUpperCase() + p.status.slice(1)];
         Object.keys(p.losses).forEach(function (k) { parts.push(k.replace("loss_", "") + " " + p.losses[k]); });
         if (p.seconds_left !== null) parts.push(duration(p.seconds_left));
         if (p.error) parts.push(p.error);

@@ -6,9 +6,12 @@ Every step is idempotent, so ``make demo`` can be run again safely.
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -57,6 +60,30 @@ The demo's "real" images are *procedural stand-ins* drawn by a program, not pati
 """
 
 
+# Log lines a person running the demo does not need: eager Celery's per-task lines, kombu's
+# "No hostname was supplied" (there is no broker on purpose) and the renderer's load notice.
+# Errors still show.
+QUIET_LOGGERS = {
+    "celery.app.trace": logging.WARNING,
+    "kombu.connection": logging.ERROR,
+    "turingtest.library.checkpoints": logging.WARNING,
+}
+
+
+@contextmanager
+def quiet_loggers(levels: dict[str, int] = QUIET_LOGGERS) -> Iterator[None]:
+    """Raise these loggers' levels for the duration, then put them back as they were."""
+    loggers = {name: logging.getLogger(name) for name in levels}
+    saved = {name: logger.level for name, logger in loggers.items()}
+    for name, logger in loggers.items():
+        logger.setLevel(levels[name])
+    try:
+        yield
+    finally:
+        for name, logger in loggers.items():
+            logger.setLevel(saved[name])
+
+
 class Command(BaseCommand):
     help = "Seed a self-contained demo (idempotent): users, images, a DermGAN batch and an open study."
 
@@ -74,6 +101,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "seed_demo creates users with known passwords: run it with DJANGO_DEBUG=1 only."
             )
+        with quiet_loggers():
+            self._seed(opts)
+
+    def _seed(self, opts: dict) -> None:
         out = self.stdout
         call_command("loaddata", str(ROOT / "fixtures" / "conditions.json"), verbosity=0)
         users = self._users()
