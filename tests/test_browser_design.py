@@ -79,14 +79,17 @@ def test_opening_a_study_with_a_flagged_leak_needs_the_override(chromium_browser
     flagged_row = page.locator("#audit-table tr", has_text="width")
     assert "FLAG" in flagged_row.inner_text()
 
+    # Opening asks for confirmation first (issue 13); the override sits on that page.
+    page.get_by_role("link", name="Open the study…").click()
     override = page.get_by_label("Open anyway, although the leak audit flagged a feature")
     assert override.is_visible() and not override.is_checked()
-    page.get_by_role("button", name="Open the study (freezes the design)").click()
+    page.get_by_role("button", name="Yes, open the study and freeze its design").click()
     page.get_by_text(re.compile(r"^the leak audit flagged")).wait_for(state="visible")
     assert Study.objects.get(pk=study.pk).status == Study.Status.DRAFT
 
+    page.get_by_role("link", name="Open the study…").click()
     page.get_by_label("Open anyway, although the leak audit flagged a feature").check()
-    page.get_by_role("button", name="Open the study (freezes the design)").click()
+    page.get_by_role("button", name="Yes, open the study and freeze its design").click()
     page.get_by_text("opened with the override").wait_for(state="visible")
     study.refresh_from_db()
     assert study.status == Study.Status.OPEN and study.config["leak_audit"]["overridden"] is True

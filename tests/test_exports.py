@@ -340,4 +340,7 @@ def test_the_package_holds_raters_csv_with_the_consent_record_described_in_the_d
     assert first["consent_sha256"] == consented.consent_sha256 and len(first["consent_sha256"]) == 64
     assert first["consented_at"].endswith("Z") and first["consent_version"] == "1"
     assert first["excluded"] == "false" and first["qualification_result"] == ""
-    assert second["assignment_id"] == str(pending.pk) and second["consented_at"] == "" == second["consent_sha256"]
+    assert (
+        second["assignment_id"] == str(pending.pk)
+        and second["consented_at"] == "" == second["consent_sha256"]
+    )

@@ -235,7 +235,9 @@ def test_the_invitations_page_shows_new_links_once_offers_them_as_csv_and_lists_
     urls = [link["url"] for link in page.context["new_links"]]
     assert len(urls) == 3 and all("/invite/" in u for u in urls)
     assert page.content.decode().count('class="copy"') == 4  # one per link, and "copy all"
-    rows = list(csv.DictReader(io.StringIO(owner.get(f"/studies/{study.pk}/invitations/new.csv").content.decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(owner.get(f"/studies/{study.pk}/invitations/new.csv").content.decode()))
+    )
     assert [row["url"] for row in rows] == urls
     # Only hashes are stored.
     for url in urls:
@@ -245,7 +247,9 @@ def test_the_invitations_page_shows_new_links_once_offers_them_as_csv_and_lists_
     # The collaborator sees the list, never the links, and changes nothing.
     seen = client_for(people["collaborator"]).get(f"/studies/{study.pk}/invitations/")
     assert seen.status_code == 200 and seen.context["new_links"] == []
-    assert client_for(people["collaborator"]).get(f"/studies/{study.pk}/invitations/new.csv").status_code == 403
+    assert (
+        client_for(people["collaborator"]).get(f"/studies/{study.pk}/invitations/new.csv").status_code == 403
+    )
 
     # Use one, revoke one, expire one: every state shows.
     token0 = urls[0].rstrip("/").rsplit("/", 1)[1]
@@ -280,10 +284,15 @@ def test_revoking_a_used_link_is_refused_and_reissuing_replaces_an_unused_one(pe
     old = Invitation.objects.get(pk=by_mail.invitation_id)
     new = Invitation.objects.get(reissue_of=old)
     assert old.state() == "revoked" and new.state() == "unused" and new.email == "a@example.org"
-    assert [link["id"] for link in c.get(f"/studies/{study.pk}/invitations/").context["new_links"]] == [new.pk]
-    assert client_for(people["collaborator"]).post(
-        f"/studies/{study.pk}/invitations/{new.pk}/revoke/"
-    ).status_code == 403
+    assert [link["id"] for link in c.get(f"/studies/{study.pk}/invitations/").context["new_links"]] == [
+        new.pk
+    ]
+    assert (
+        client_for(people["collaborator"])
+        .post(f"/studies/{study.pk}/invitations/{new.pk}/revoke/")
+        .status_code
+        == 403
+    )
     invitations.invitation_revoke(invitation=new)
     assert invitations.invitation_revoke(invitation=new).revoked_at is not None  # a no-op the second time
 
