@@ -12,17 +12,11 @@ import pytest
 from django.test import Client
 
 from tests.factories import AdminFactory, ResearcherFactory, library_images, open_study, rater_for
+from tests.test_studies_views import client_for
 from turingtest.studies import invitations, lifecycle, rating, services
 from turingtest.studies.models import DEFAULT_CONSENT, Assignment, Invitation, Study
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user=None) -> Client:
-    c = Client()
-    if user is not None:
-        c.force_login(user)
-    return c
 
 
 @pytest.fixture

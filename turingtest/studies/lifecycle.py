@@ -22,33 +22,40 @@ class WrongStatus(ValueError):
 
 
 @transaction.atomic
+def _move(study: Study, *, source: str, target: str, paused_at, refusal: str) -> Study:
+    """``source`` → ``target`` under a row lock; already at ``target`` is a no-op (a double
+    click changes nothing), any other status ``WrongStatus``."""
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.status == target:
+        return study
+    if study.status != source:
+        raise WrongStatus(f"{refusal}; this one is {study.get_status_display().lower()}")
+    study.status = target
+    study.paused_at = paused_at
+    study.save(update_fields=["status", "paused_at"])
+    return study
+
+
 def study_pause(*, study: Study) -> Study:
-    """Pause an open study; pausing a paused one is a no-op (a double click changes nothing)."""
-    study = Study.objects.select_for_update().get(pk=study.pk)
-    if study.status == Study.Status.PAUSED:
-        return study
-    if study.status != Study.Status.OPEN:
-        raise WrongStatus(
-            f"only an open study can be paused; this one is {study.get_status_display().lower()}"
-        )
-    study.status = Study.Status.PAUSED
-    study.paused_at = timezone.now()
-    study.save(update_fields=["status", "paused_at"])
-    return study
+    """Pause an open study (raters are asked to come back later)."""
+    return _move(
+        study,
+        source=Study.Status.OPEN,
+        target=Study.Status.PAUSED,
+        paused_at=timezone.now(),
+        refusal="only an open study can be paused",
+    )
 
 
-@transaction.atomic
 def study_resume(*, study: Study) -> Study:
-    """Reopen a paused study; resuming an open one is a no-op. The design stays the frozen one."""
-    study = Study.objects.select_for_update().get(pk=study.pk)
-    if study.status == Study.Status.OPEN:
-        return study
-    if study.status != Study.Status.PAUSED:
-        raise WrongStatus(f"only a paused study can resume; this one is {study.get_status_display().lower()}")
-    study.status = Study.Status.OPEN
-    study.paused_at = None
-    study.save(update_fields=["status", "paused_at"])
-    return study
+    """Reopen a paused study. The design stays the frozen one."""
+    return _move(
+        study,
+        source=Study.Status.PAUSED,
+        target=Study.Status.OPEN,
+        paused_at=None,
+        refusal="only a paused study can resume",
+    )
 
 
 @dataclass(frozen=True)
