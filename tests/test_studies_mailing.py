@@ -154,7 +154,7 @@ def test_reminders_go_to_raters_who_joined_and_have_not_finished_while_the_study
     (record,) = EmailRecord.objects.filter(kind="reminder")
     assert record.assignment.rater == waiting
 
-    study = lifecycle.study_pause(study=study)
+    lifecycle.study_pause(study=study)  # the caller's copy still says open: the stored status counts
     with pytest.raises(services.StudyFrozen):
         mailing.reminder_send(study=study, sent_by=owner)
     collaborator = ResearcherFactory()

@@ -177,7 +177,7 @@ def reminder_recipients(study: Study):
 def reminder_send(*, study: Study, sent_by: AbstractBaseUser | None) -> list[EmailRecord]:
     """Remind every rater who joined and has not finished; only while the study is open
     (``services.StudyFrozen`` otherwise: a paused or closed study cannot be continued)."""
-    if study.status != Study.Status.OPEN:
+    if Study.objects.values_list("status", flat=True).get(pk=study.pk) != Study.Status.OPEN:
         raise services.StudyFrozen("reminders are sent while the study is open")
     link = settings.SITE_URL + reverse("rate", args=[study.pk])
     subject_text = text_of(study, "reminder_subject")

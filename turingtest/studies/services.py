@@ -390,9 +390,11 @@ def invitation_create(*, study: Study, count: int = 1, days: int = INVITATION_DA
     """
     if count < 1:
         raise ValueError("count must be at least 1")
-    if study.status == Study.Status.CLOSED:
+    # The stored status, not the caller's copy: an instance held since before opening is stale.
+    status = Study.objects.values_list("status", flat=True).get(pk=study.pk)
+    if status == Study.Status.CLOSED:
         raise StudyFrozen("the study is closed")
-    if not study.takes_invitations:
+    if status not in (Study.Status.OPEN, Study.Status.PAUSED):
         raise StudyFrozen("invitation links are made once the study is open")
     tokens = [secrets.token_urlsafe(24) for _ in range(count)]
     expires = timezone.now() + timedelta(days=days)
