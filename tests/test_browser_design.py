@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from tests import browser_conftest
 from tests.factories import ConditionFactory, ImageFactory, ResearcherFactory, library_images
 from tests.test_browser_rating import logged_in_page
 from tests.test_studies_design import leaky_draft
@@ -16,7 +15,6 @@ from turingtest.library.models import Image
 from turingtest.studies.models import LeakAudit, Study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-chromium_browser = browser_conftest.chromium_browser
 
 
 def test_a_researcher_creates_a_matched_study_and_sees_its_stratum_table(chromium_browser, live_server):

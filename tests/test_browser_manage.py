@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests import browser_conftest
 from tests.factories import RaterFactory, ResearcherFactory, library_images
 from tests.test_browser_rating import logged_in_page, wait_shown
 from turingtest.studies import services
 from turingtest.studies.models import Invitation, Judgment, Presentation, Study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-chromium_browser = browser_conftest.chromium_browser
 
 
 def test_a_researcher_checks_the_pool_opens_invites_pauses_resumes_and_closes(chromium_browser, live_server):
