@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+# One Chromium for the whole session, shared by every browser test module: a copy of the fixture
+# in each module would start a second Playwright inside the first one's event loop, which fails.
+from tests.browser_conftest import chromium_browser  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 

@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from tests import browser_conftest
 from tests.factories import ConditionFactory, ImageFactory, ResearcherFactory, library_images
 from tests.test_browser_rating import logged_in_page
 from tests.test_studies_design import leaky_draft
@@ -16,7 +15,6 @@ from turingtest.library.models import Image
 from turingtest.studies.models import LeakAudit, Study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-chromium_browser = browser_conftest.chromium_browser
 
 
 def test_a_researcher_creates_a_matched_study_and_sees_its_stratum_table(chromium_browser, live_server):
@@ -79,14 +77,17 @@ def test_opening_a_study_with_a_flagged_leak_needs_the_override(chromium_browser
     flagged_row = page.locator("#audit-table tr", has_text="width")
     assert "FLAG" in flagged_row.inner_text()
 
+    # Opening asks for confirmation first (issue 13); the override sits on that page.
+    page.get_by_role("link", name="Open the study…").click()
     override = page.get_by_label("Open anyway, although the leak audit flagged a feature")
     assert override.is_visible() and not override.is_checked()
-    page.get_by_role("button", name="Open the study (freezes the design)").click()
+    page.get_by_role("button", name="Yes, open the study and freeze its design").click()
     page.get_by_text(re.compile(r"^the leak audit flagged")).wait_for(state="visible")
     assert Study.objects.get(pk=study.pk).status == Study.Status.DRAFT
 
+    page.get_by_role("link", name="Open the study…").click()
     page.get_by_label("Open anyway, although the leak audit flagged a feature").check()
-    page.get_by_role("button", name="Open the study (freezes the design)").click()
+    page.get_by_role("button", name="Yes, open the study and freeze its design").click()
     page.get_by_text("opened with the override").wait_for(state="visible")
     study.refresh_from_db()
     assert study.status == Study.Status.OPEN and study.config["leak_audit"]["overridden"] is True

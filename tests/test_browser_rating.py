@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
-from tests import browser_conftest
 from tests.browser_conftest import Captured, scan, study_truth
 from tests.factories import ConditionFactory, ImageFactory, RaterFactory, ResearcherFactory, png_bytes
 from turingtest.library.models import Image
@@ -28,7 +27,6 @@ from turingtest.studies import services
 from turingtest.studies.models import Judgment, Presentation, TutorialAnswer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-chromium_browser = browser_conftest.chromium_browser
 
 PASSWORD = "a-long enough pass phrase 42"
 EMAIL = "dr.rater@example.org"

@@ -315,3 +315,41 @@ def test_export_judgments_command_rejects_an_unknown_study_or_folder(small, tmp_
 def test_export_judgments_command_streams_bytes_to_the_real_stdout(small, capsysbinary):
     call_command("export_judgments", str(small.study.pk), "--format", "jsonl")
     assert capsysbinary.readouterr().out == _export(small.study, fmt="jsonl")
+
+
+def test_the_package_holds_raters_csv_with_the_consent_record_described_in_the_dictionary():
+    from tests.factories import open_study, rater_for
+    from turingtest.exports.raters import RATER_COLUMNS
+
+    study = open_study(n_real=1, n_synthetic=1)
+    _, consented = rater_for(study, seed=1)
+    _, pending = rater_for(study, consent=False, seed=2)
+    buf = io.BytesIO()
+    exports.write_package(study, buf, report_builder=lambda s: {})
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
+        rows = list(csv.DictReader(io.StringIO(zf.read("raters.csv").decode())))
+        dictionary = list(csv.DictReader(io.StringIO(zf.read("raters_dictionary.csv").decode())))
+        markdown = zf.read("data_dictionary.md").decode()
+        assert "raters.csv" in zf.read("README.txt").decode()
+    names = [c.name for c in RATER_COLUMNS]
+    assert list(rows[0]) == names == [r["column"] for r in dictionary]
+    assert all(f"| `{name}` |" in markdown for name in names)
+    assert {
+        "rater_pseudonym",
+        "rater_role",
+        "rater_years_experience",
+        "consented_at",
+        "consent_sha256",
+        "qualification_result",
+        "excluded",
+    } <= set(names)
+    first, second = rows
+    assert first["assignment_id"] == str(consented.pk)
+    assert first["rater_pseudonym"] == consented.rater.rater_profile.pseudonym
+    assert first["consent_sha256"] == consented.consent_sha256 and len(first["consent_sha256"]) == 64
+    assert first["consented_at"].endswith("Z") and first["consent_version"] == "1"
+    assert first["excluded"] == "false" and first["qualification_result"] == ""
+    assert (
+        second["assignment_id"] == str(pending.pk)
+        and second["consented_at"] == "" == second["consent_sha256"]
+    )

@@ -155,7 +155,9 @@ def test_a_flagged_leak_audit_blocks_opening_until_the_override_which_the_design
     )
     page = c.get(f"/studies/{study.pk}/").content.decode()
     assert 'id="audit-table"' in page and "FLAG" in page
-    assert "Open anyway, although the leak audit flagged a feature" in page
+    # The override is offered on the confirmation page that opening goes through (issue 13).
+    confirm = c.get(f"/studies/{study.pk}/open/confirm/").content.decode()
+    assert "Open anyway, although the leak audit flagged a feature" in confirm
 
     c.post(f"/studies/{study.pk}/open/")
     study.refresh_from_db()

@@ -66,6 +66,88 @@ else:
 
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
+
+_NO_SMTP: dict[str, object] = {
+    "EMAIL_HOST": "localhost",
+    "EMAIL_PORT": 25,
+    "EMAIL_HOST_USER": "",
+    "EMAIL_HOST_PASSWORD": "",
+    "EMAIL_USE_TLS": False,
+    "EMAIL_USE_SSL": False,
+    "EMAIL_TIMEOUT": 10,
+}
+
+
+def email_settings(url: str) -> dict[str, object]:
+    """Django's e-mail settings from one ``EMAIL_URL``.
+
+    ``console:`` (the default: mails are printed, so nothing fails for want of a mail server),
+    ``locmem:`` (kept in memory, for tests), ``dummy:`` (dropped), ``smtp://user:pass@host:port``
+    with ``?tls=1`` (STARTTLS) or ``?ssl=1`` (implicit TLS; ``smtps://`` too) and ``?timeout=``
+    seconds. User and password are URL-decoded (``%40`` for an ``@``).
+    """
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    simple = {
+        "console": "django.core.mail.backends.console.EmailBackend",
+        "locmem": "django.core.mail.backends.locmem.EmailBackend",
+        "dummy": "django.core.mail.backends.dummy.EmailBackend",
+    }
+    if scheme in simple:
+        return {**_NO_SMTP, "EMAIL_BACKEND": simple[scheme]}
+    if scheme not in {"smtp", "smtps"}:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL must start with smtp://, smtps://, console:, locmem: or dummy:, got {scheme!r}"
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+
+    def flag(name: str) -> bool:
+        value = query.get(name, "0").lower()
+        if value not in {"0", "1", "true", "false", "yes", "no"}:
+            raise ImproperlyConfigured(f"EMAIL_URL ?{name}= must be 1 or 0, got {value!r}")
+        return value in {"1", "true", "yes"}
+
+    use_ssl = scheme == "smtps" or flag("ssl")
+    use_tls = flag("tls")
+    if use_ssl and use_tls:
+        raise ImproperlyConfigured("EMAIL_URL: choose ?tls=1 (STARTTLS) or ?ssl=1 (implicit TLS), not both")
+    try:
+        port = parts.port or (465 if use_ssl else 587 if use_tls else 25)
+        timeout = int(query["timeout"]) if "timeout" in query else 10
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL has a bad port or timeout: {exc}") from None
+    if not parts.hostname:
+        raise ImproperlyConfigured("EMAIL_URL needs a host: smtp://user:password@host:port")
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port,
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+        # Without one, a mail server that does not answer would hang the request that sends.
+        "EMAIL_TIMEOUT": timeout,
+    }
+
+
+# --- E-mail (invitations, reminders, password reset) ------------------------------
+# Without EMAIL_URL mails go to the console: password reset and invitations work out of the
+# box, instead of failing on a connection to an SMTP server on localhost:25 that is not there.
+_email = email_settings(os.environ.get("EMAIL_URL", "console:"))
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"]
+EMAIL_PORT = _email["EMAIL_PORT"]
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"]
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "DermGAN Turing Test <noreply@localhost>")
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

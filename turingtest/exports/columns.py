@@ -258,6 +258,9 @@ _KIND_TEXT = {
 }
 
 
+KIND_TEXT = _KIND_TEXT  # shared with the package's raters.csv dictionary
+
+
 def data_dictionary_rows(*, identities: bool = False) -> list[dict[str, str]]:
     return [
         {"column": c.name, "type": _KIND_TEXT[c.kind], "description": c.description}

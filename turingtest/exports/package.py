@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from turingtest import reports
 from turingtest.exports.columns import data_dictionary_csv, data_dictionary_markdown
+from turingtest.exports.raters import raters_csv, raters_dictionary_csv, raters_dictionary_markdown
 from turingtest.exports.writers import iter_export
 from turingtest.jsonsafe import json_safe
 from turingtest.studies.models import Study
@@ -57,6 +58,9 @@ Files
                        variance components; HYPE error rates (1 - them); d' and c
 - judgments.csv        one row per judgment (tutorial answers excluded); see data_dictionary.csv
 - data_dictionary.csv  every column of judgments.csv: name, type, meaning (also data_dictionary.md)
+- raters.csv           one row per rater who joined (pseudonym, role, experience, consent time,
+                       consent text sha256 and version, qualification, exclusion); its columns are
+                       in raters_dictionary.csv and the second part of data_dictionary.md
 - report.json          the study report (headline, detection, agreement, diagnosis, per-image,
                        response times; schema in turingtest/reports/schema.py)
 - study_config.json    the frozen study design; study_config.json.sha256 is this file's own sha256,
@@ -107,7 +111,12 @@ def write_package(
         zf.writestr("study_config.json.sha256", f"{config_digest}  study_config.json\n")
         zf.writestr("report.json", json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
         zf.writestr("data_dictionary.csv", data_dictionary_csv(identities=identities))
-        zf.writestr("data_dictionary.md", data_dictionary_markdown(identities=identities))
+        zf.writestr(
+            "data_dictionary.md",
+            data_dictionary_markdown(identities=identities) + "\n" + raters_dictionary_markdown(),
+        )
+        zf.writestr("raters.csv", raters_csv(study))
+        zf.writestr("raters_dictionary.csv", raters_dictionary_csv())
         with zf.open("judgments.csv", "w", force_zip64=True) as entry:
             for chunk in iter_export(study, fmt="csv", identities=identities, requested_by=requested_by):
                 entry.write(chunk)

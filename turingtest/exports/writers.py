@@ -53,6 +53,9 @@ def _csv_value(kind: str, v: Any) -> str:
     return str(v)
 
 
+csv_value = _csv_value  # the one CSV value convention, also for the package's raters.csv
+
+
 def _json_value(kind: str, v: Any) -> Any:
     if v is None:
         return None

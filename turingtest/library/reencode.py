@@ -30,7 +30,7 @@ from PIL import Image as PILImage
 from turingtest.images import encode_png, image_size
 from turingtest.library.models import Image
 
-FROZEN_STATUSES = ("open", "closed")  # studies.Study.Status values whose design hash is stored
+FROZEN_STATUSES = ("open", "paused", "closed")  # studies.Study.Status values whose design hash is stored
 
 
 @dataclass

@@ -14,7 +14,16 @@ from turingtest.studies.models import (
     StudyItem,
 )
 
-DESIGN_FIELDS = ("config", "config_sha256", "seed", "instructions", "consent_text", "conditions", "status")
+DESIGN_FIELDS = (
+    "config",
+    "config_sha256",
+    "seed",
+    "instructions",
+    "consent_text",
+    "consent_version",
+    "conditions",
+    "status",
+)
 
 
 @admin.register(Study)

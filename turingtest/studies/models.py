@@ -20,6 +20,13 @@ from django.utils import timezone
 from turingtest.core import roles
 from turingtest.library.models import Condition, Image
 
+DEFAULT_CONSENT = (
+    "You are invited to take part in a study of whether clinicians can tell real skin images from "
+    "synthetic ones made by a generative model. Your answers and your professional details (role, years "
+    "of experience) are stored under a pseudonym and analysed in aggregate. Taking part is voluntary and "
+    "you can stop at any time."
+)
+
 
 def new_pseudonym() -> str:
     return secrets.token_hex(6)
@@ -54,11 +61,20 @@ class Study(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         OPEN = "open", "Open"
+        # Raters are told to come back later and nothing is lost; resuming reopens. Closing
+        # is only for the end (it cannot be undone).
+        PAUSED = "paused", "Paused"
         CLOSED = "closed", "Closed"
 
     title = models.CharField(max_length=200)
     instructions = models.TextField(blank=True, help_text="Markdown shown to raters before they start.")
     consent_text = models.TextField(blank=True)
+    consent_version = models.CharField(
+        max_length=40,
+        default="1",
+        blank=True,
+        help_text="The consent text's version as the ethics approval names it; stored with each agreement.",
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_studies"
     )
@@ -82,6 +98,14 @@ class Study(models.Model):
         "kind: wanted / available / drawn) and the candidates the tutorial/rated separation removed.",
     )
 
+    paused_at = models.DateTimeField(null=True, blank=True, help_text="When the current pause began.")
+    # E-mail texts are not part of the frozen design: they can change while the study runs.
+    # Blank means the default text (``turingtest.studies.mailing``).
+    invitation_subject = models.CharField(max_length=200, blank=True)
+    invitation_body = models.TextField(blank=True)
+    reminder_subject = models.CharField(max_length=200, blank=True)
+    reminder_body = models.TextField(blank=True)
+
     objects = StudyQuerySet.as_manager()
 
     class Meta:
@@ -93,8 +117,18 @@ class Study(models.Model):
 
     @property
     def is_frozen(self) -> bool:
-        """Open and closed studies keep the design they were opened with."""
+        """Open, paused and closed studies keep the design they were opened with."""
         return self.status != self.Status.DRAFT
+
+    @property
+    def takes_invitations(self) -> bool:
+        """Invitation links are made for open or paused studies only: a draft's design can still
+        change, and a closed study takes nobody."""
+        return self.status in (self.Status.OPEN, self.Status.PAUSED)
+
+    def consent_text_shown(self) -> str:
+        """The consent text raters see and agree to (the default one when left blank)."""
+        return self.consent_text or DEFAULT_CONSENT
 
     @property
     def is_unmatched(self) -> bool:
@@ -168,7 +202,17 @@ class RaterProfile(models.Model):
 
 
 class Invitation(models.Model):
-    """A single-use invitation link. Only the sha256 of the token is stored."""
+    """A single-use invitation link. Only the sha256 of the token is stored.
+
+    ``email`` is set for invitations sent by e-mail; ``revoked_at`` ends an unused link for good;
+    ``reissue_of`` points at the link this one replaced.
+    """
+
+    class State(models.TextChoices):
+        UNUSED = "unused", "Unused"
+        USED = "used", "Used"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="invitations")
     token_sha256 = models.CharField(max_length=64, unique=True)
@@ -176,6 +220,24 @@ class Invitation(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
     used_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created = models.DateTimeField(auto_now_add=True)
+    email = models.EmailField(blank=True, help_text="Where the link was e-mailed, if it was.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    reissue_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reissues"
+    )
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def state(self, now=None) -> str:
+        """Used beats revoked beats expired: a used link stays a record of who joined."""
+        if self.used_at is not None:
+            return self.State.USED
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.expires_at <= (now or timezone.now()):
+            return self.State.EXPIRED
+        return self.State.UNUSED
 
 
 class Assignment(models.Model):
@@ -185,6 +247,9 @@ class Assignment(models.Model):
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
     seed = models.BigIntegerField()
     consented_at = models.DateTimeField(null=True, blank=True)
+    # What was agreed to, recorded with the agreement: the text's sha256 and its version.
+    consent_sha256 = models.CharField(max_length=64, blank=True)
+    consent_version = models.CharField(max_length=40, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -317,3 +382,31 @@ class LeakAudit(models.Model):
 
     class Meta:
         ordering = ["-created"]
+
+
+class EmailRecord(models.Model):
+    """One e-mail the platform tried to send for a study: to whom, what kind, when, and the error if
+    the mail server refused it (``error`` empty: handed to the mail server)."""
+
+    class Kind(models.TextChoices):
+        INVITATION = "invitation", "Invitation"
+        REMINDER = "reminder", "Reminder"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="emails")
+    recipient = models.EmailField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    subject = models.CharField(max_length=200, blank=True)
+    sent_at = models.DateTimeField(default=timezone.now)
+    error = models.TextField(blank=True)
+    invitation = models.ForeignKey(
+        Invitation, null=True, blank=True, on_delete=models.SET_NULL, related_name="emails"
+    )
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="emails"
+    )
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-sent_at", "-pk"]

@@ -44,11 +44,11 @@ class InvitationInvalid(Exception):
     """An invitation link that cannot be used, and why.
 
     ``reason``: ``unknown`` (no such token), ``not_open`` (the study is a draft), ``used``,
-    ``expired``, ``closed``. The first two may change or never existed; the others are gone
-    for good (the views answer 404 and 410).
+    ``expired``, ``revoked``, ``closed``. The first two may change or never existed; the others
+    are gone for good (the views answer 404 and 410).
     """
 
-    GONE = frozenset({"used", "expired", "closed"})
+    GONE = frozenset({"used", "expired", "revoked", "closed"})
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -293,7 +293,7 @@ def study_open(*, study: Study, override_leaks: bool = False) -> Study:
     open study is a no-op.
     """
     study = Study.objects.select_for_update().get(pk=study.pk)
-    if study.status == Study.Status.OPEN:
+    if study.status in (Study.Status.OPEN, Study.Status.PAUSED):  # opened already (resume a pause)
         return study
     if study.status == Study.Status.CLOSED:
         raise StudyFrozen("a closed study cannot reopen; copy it instead")
@@ -374,17 +374,28 @@ def _token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+invitation_token_sha256 = _token_sha256  # what an Invitation row stores for a raw token
+
+
 def invitation_url(token: str) -> str:
     return settings.SITE_URL + reverse("invite", args=[token])
 
 
 @transaction.atomic
 def invitation_create(*, study: Study, count: int = 1, days: int = INVITATION_DAYS) -> list[str]:
-    """Create ``count`` single-use invitations; returns the raw tokens (only their sha256 is stored)."""
+    """Create ``count`` single-use invitations; returns the raw tokens (only their sha256 is stored).
+
+    Only for open or paused studies (``StudyFrozen`` otherwise): a draft's design may still
+    change under a rater who joined, and a closed study takes nobody.
+    """
     if count < 1:
         raise ValueError("count must be at least 1")
-    if study.status == Study.Status.CLOSED:
+    # The stored status, not the caller's copy: an instance held since before opening is stale.
+    status = Study.objects.values_list("status", flat=True).get(pk=study.pk)
+    if status == Study.Status.CLOSED:
         raise StudyFrozen("the study is closed")
+    if status not in (Study.Status.OPEN, Study.Status.PAUSED):
+        raise StudyFrozen("invitation links are made once the study is open")
     tokens = [secrets.token_urlsafe(24) for _ in range(count)]
     expires = timezone.now() + timedelta(days=days)
     Invitation.objects.bulk_create(
@@ -402,6 +413,10 @@ def invitation_lookup(*, token: str) -> Invitation:
         )
     if inv.used_at is not None:
         raise InvitationInvalid("used", _USED)
+    if inv.revoked_at is not None:
+        raise InvitationInvalid(
+            "revoked", "This invitation link was withdrawn. Ask the study team for a new one."
+        )
     if inv.expires_at <= timezone.now():
         raise InvitationInvalid(
             "expired", "This invitation link has expired. Ask the study team for a new one."
@@ -425,6 +440,8 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Assignment:
     inv = Invitation.objects.select_for_update().select_related("study").get(pk=inv.pk)
     if inv.used_at is not None:
         raise InvitationInvalid("used", _USED)
+    if inv.revoked_at is not None:  # revoked between the lookup and the lock
+        raise InvitationInvalid("revoked", "This invitation link was withdrawn.")
     existing = Assignment.objects.filter(study=inv.study, rater=user).first()
     if existing:
         return existing
@@ -476,4 +493,10 @@ def assignment_create(*, study: Study, rater: AbstractBaseUser, seed: int | None
 
 
 def assignment_consent(*, assignment: Assignment) -> None:
-    Assignment.objects.filter(pk=assignment.pk, consented_at__isnull=True).update(consented_at=timezone.now())
+    """Record the agreement once: when, and to what (the shown text's sha256 and its version)."""
+    study = assignment.study
+    Assignment.objects.filter(pk=assignment.pk, consented_at__isnull=True).update(
+        consented_at=timezone.now(),
+        consent_sha256=hashlib.sha256(study.consent_text_shown().encode()).hexdigest(),
+        consent_version=study.consent_version,
+    )

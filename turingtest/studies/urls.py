@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from turingtest.studies import api, views
+from turingtest.studies import api, views, views_manage
 
 urlpatterns = [
     # Rater JSON API (turingtest/studies/API.md)
@@ -26,4 +26,50 @@ urlpatterns = [
     path("studies/<int:study_id>/copy/", views.study_copy, name="study-copy"),
     path("studies/<int:study_id>/invite/", views.study_invite, name="study-invite"),
     path("studies/<int:study_id>/share/", views.study_share, name="study-share"),
+    # Running a study (views_manage): pool, confirmations, pause/resume, invitations, e-mail
+    path("studies/<int:study_id>/pool/", views_manage.study_pool, name="study-pool"),
+    path(
+        "studies/<int:study_id>/pool/<int:item_id>/image",
+        views_manage.study_pool_image,
+        name="study-pool-image",
+    ),
+    path("studies/<int:study_id>/open/confirm/", views_manage.study_open_confirm, name="study-open-confirm"),
+    path(
+        "studies/<int:study_id>/close/confirm/", views_manage.study_close_confirm, name="study-close-confirm"
+    ),
+    path("studies/<int:study_id>/pause/", views_manage.study_pause, name="study-pause"),
+    path("studies/<int:study_id>/resume/", views_manage.study_resume, name="study-resume"),
+    path("studies/<int:study_id>/invitations/", views_manage.study_invitations, name="study-invitations"),
+    path(
+        "studies/<int:study_id>/invitations/new/",
+        views_manage.study_invitations_create,
+        name="study-invitations-create",
+    ),
+    path(
+        "studies/<int:study_id>/invitations/email/",
+        views_manage.study_invitations_email,
+        name="study-invitations-email",
+    ),
+    path(
+        "studies/<int:study_id>/invitations/new.csv",
+        views_manage.study_invitations_csv,
+        name="study-invitations-csv",
+    ),
+    path(
+        "studies/<int:study_id>/invitations/forget/",
+        views_manage.study_invitations_forget,
+        name="study-invitations-forget",
+    ),
+    path(
+        "studies/<int:study_id>/invitations/<int:invitation_id>/revoke/",
+        views_manage.invitation_revoke,
+        name="invitation-revoke",
+    ),
+    path(
+        "studies/<int:study_id>/invitations/<int:invitation_id>/reissue/",
+        views_manage.invitation_reissue,
+        name="invitation-reissue",
+    ),
+    path("studies/<int:study_id>/emails/", views_manage.study_emails, name="study-emails"),
+    path("studies/<int:study_id>/reminders/", views_manage.study_reminders, name="study-reminders"),
 ]

@@ -50,6 +50,8 @@ def _refused(request: HttpRequest, study_id: int, exc: rating.RatingError) -> Ht
         return redirect("rate-consent", study_id=study_id)
     if exc.reason == "closed":
         return _closed(request, exc.detail)
+    if exc.reason == "paused":
+        return render(request, "studies/paused.html", {"detail": exc.detail}, status=200)
     raise Http404(exc.detail)
 
 
@@ -120,18 +122,10 @@ def rate_consent(request: HttpRequest, study_id: int) -> HttpResponse:
         {
             "study": assignment.study,
             "form": form,
-            "consent_html": render_markdown(assignment.study.consent_text or DEFAULT_CONSENT),
+            "consent_html": render_markdown(assignment.study.consent_text_shown()),
             "already": assignment.consented_at is not None,
         },
     )
-
-
-DEFAULT_CONSENT = (
-    "You are invited to take part in a study of whether clinicians can tell real skin images from "
-    "synthetic ones made by a generative model. Your answers and your professional details (role, years "
-    "of experience) are stored under a pseudonym and analysed in aggregate. Taking part is voluntary and "
-    "you can stop at any time."
-)
 
 
 @never_cache

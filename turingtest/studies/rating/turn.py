@@ -30,7 +30,8 @@ class RatingError(Exception):
     """A rater request that cannot be honoured, and why.
 
     ``reason`` is one of: ``not_authenticated``, ``consent_required``, ``not_found`` (no
-    assignment, a draft study, another rater's token), ``closed``, ``out_of_order``,
+    assignment, a draft study, another rater's token), ``closed``, ``paused`` (come back later:
+    nothing is lost, the study resumes), ``out_of_order``,
     ``already_answered``, ``not_editable`` (an edit of anything but the previous item),
     ``finished`` (an edit after the last answer: the assignment is frozen), ``key_reused``,
     ``invalid`` (then ``errors`` holds field errors).
@@ -207,10 +208,16 @@ def _check_found(study_status: str | None) -> None:
 
 def check_access(*, study_status: str | None, has_consented: bool) -> None:
     """The one rule of a rater's access to their assignment, in order: ``not_found`` (no
-    assignment, or a draft study), ``closed``, ``consent_required``."""
+    assignment, or a draft study), ``closed``, ``paused``, ``consent_required``."""
     _check_found(study_status)
     if study_status == Study.Status.CLOSED:
         raise RatingError("closed", "This study is closed.")
+    if study_status == Study.Status.PAUSED:
+        raise RatingError(
+            "paused",
+            "This study is paused for now. Please come back later: your answers so far are kept "
+            "and you will continue where you stopped.",
+        )
     if not has_consented:
         raise RatingError("consent_required", "Accept the consent text first.")
 

@@ -143,7 +143,8 @@ export function createAnswerQueue({ studyId, stateUrl, answersUrl, csrf, say }) 
     /**
      * Sends ``answer`` until the server answers, and returns {status, data}. The stored copy
      * is dropped once the server acknowledged or refused it, and kept on 401/403: those refuse
-     * who sends it (session ended, consent missing), not what it says.
+     * who sends it (session ended, consent missing), not what it says; and on 423: the study
+     * is paused, and the answer is sent when the rater comes back after it resumed.
      */
     async send(answer) {
       sending = true;
@@ -153,7 +154,7 @@ export function createAnswerQueue({ studyId, stateUrl, answersUrl, csrf, say }) 
       } finally {
         sending = false;
       }
-      if (result.status !== 401 && result.status !== 403) storage.clear();
+      if (result.status !== 401 && result.status !== 403 && result.status !== 423) storage.clear();
       return result;
     },
 

@@ -9,6 +9,8 @@
 
 import { newClientKey } from "./answers.js";
 
+const PAUSED = "This study is paused";
+
 /** Turns a refusal body ({detail} or {field: [messages]}) into one sentence. */
 function describeErrors(data) {
   if (!data || typeof data !== "object") return "The answer was not accepted.";
@@ -146,6 +148,10 @@ export function createFlow({ queue, view }) {
       view.fail("This study is closed", "No more answers can be given. Thank you for taking part.");
       return;
     }
+    if (status === 423) {
+      view.fail(PAUSED, "Please come back later. Your last answer is kept and will be sent when the study resumes.");
+      return;
+    }
     view.fail("Could not save the answer", (data && data.detail) || "The server answered " + status + ".");
   }
 
@@ -159,6 +165,10 @@ export function createFlow({ queue, view }) {
     }
     if (status === 410) {
       view.fail("This study is closed", "Thank you for taking part.");
+      return;
+    }
+    if (status === 423) {
+      view.fail(PAUSED, (data && data.detail) || "Please come back later; nothing is lost.");
       return;
     }
     if (status === 401 || status === 403) {

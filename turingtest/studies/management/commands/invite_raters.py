@@ -26,7 +26,5 @@ class Command(BaseCommand):
             tokens = services.invitation_create(study=study, count=o["count"], days=o["days"])
         except services.StudyFrozen as exc:
             raise CommandError(str(exc)) from None
-        if study.status == Study.Status.DRAFT:
-            self.stderr.write("note: the study is still a draft; the links work once it is opened")
         for token in tokens:
             self.stdout.write(services.invitation_url(token))
