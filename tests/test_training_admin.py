@@ -72,7 +72,7 @@ def test_the_form_shows_the_services_refusal_instead_of_creating_a_job(admin_cli
     library_photos()
     form = {**TINY_JOB, "masks": "reviewed", "lr": "0.0002", "seed": "0", "segment_seconds": "60"}
     response = admin_client.post(reverse("admin:training_trainingjob_add"), form)
-    assert response.status_code == 200 and b"no mask is marked reviewed yet" in response.content
+    assert response.status_code == 200 and b"has been reviewed in the mask editor yet" in response.content
     assert not TrainingJob.objects.exists()
 
 
