@@ -23,7 +23,9 @@ def answer_all(assignment, seconds_each: float) -> None:
     for p in Presentation.objects.filter(assignment=assignment, is_tutorial=False):
         answered = shown + dt.timedelta(seconds=seconds_each)
         Presentation.objects.filter(pk=p.pk).update(shown_at=shown, answered_at=answered)
-        Judgment.objects.create(presentation=p, client_key=uuid.uuid4(), says_synthetic=True, answered_at=answered)
+        Judgment.objects.create(
+            presentation=p, client_key=uuid.uuid4(), says_synthetic=True, answered_at=answered
+        )
         shown = answered
 
 
