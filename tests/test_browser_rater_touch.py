@@ -119,6 +119,7 @@ def test_on_a_phone_the_rater_sees_no_key_hints_and_every_control_is_reachable(c
     finished = page.locator("#finished-text").inner_text()
     assert "all 4 images (6 answers: 2 images were shown twice" in finished, finished
     assert page.get_attribute("#finished-back", "href") == "/rate/"
+    assert page.locator("#keys-note").is_hidden(), "no 'resume later' on the end page"
     assert errors == []
     phone.close()
 
@@ -131,7 +132,8 @@ def test_on_a_desktop_question_mark_shows_only_the_keys_the_study_uses(chromium_
     [invite_token] = services.invitation_create(study=study, count=1)
     assignment = services.invitation_accept(token=invite_token, user=rater)
     services.assignment_consent(assignment=assignment)
-    first = Presentation.objects.filter(assignment=assignment).order_by("position").first()
+    # Read before the browser starts writing: SQLite's shared in-memory database locks tables.
+    first, second = Presentation.objects.filter(assignment=assignment).order_by("position")[:2]
     context, page = logged_in_page(chromium_browser, live_server, rater)
     page.goto(f"{live_server.url}/rate/{study.pk}/")
     wait_shown(page, first.public_token)
@@ -159,6 +161,5 @@ def test_on_a_desktop_question_mark_shows_only_the_keys_the_study_uses(chromium_
     # The keyboard still answers: R, Enter.
     page.keyboard.press("r")
     page.keyboard.press("Enter")
-    second = Presentation.objects.filter(assignment=assignment).order_by("position")[1]
     wait_shown(page, second.public_token)
     context.close()

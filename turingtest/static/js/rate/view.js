@@ -109,6 +109,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     ui.form.hidden = next === "feedback";
     ui.feedbackPanel.hidden = next !== "feedback";
     ui.views.loading.setAttribute("aria-busy", String(next === "loading"));
+    ui.keysNote.hidden = visible !== "item"; // "stop and resume later" means nothing on the end page
   }
 
   /** The error view; ``needsLogin`` turns its link into "log in and come back here". */
