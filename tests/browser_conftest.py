@@ -320,9 +320,20 @@ def study_truth(study, *, extra_presentations=()) -> StudyTruth:
 # ----------------------------------------------------------------------------- fixtures
 
 
+_STARTED: dict[str, object] = {}  # the one browser of the session, whichever module started it
+
+
 @pytest.fixture(scope="session")
 def chromium_browser():
-    """Debian's Chromium, headless; never a Playwright-downloaded browser."""
+    """Debian's Chromium, headless; never a Playwright-downloaded browser.
+
+    Each browser test module binds this function as its own fixture, so pytest may set it up
+    once per module; a second Playwright inside the first one's event loop would fail, so the
+    later set-ups share the browser the first one started.
+    """
+    if "browser" in _STARTED:
+        yield _STARTED["browser"]
+        return
     if not os.path.exists(CHROMIUM):
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if os.environ.get("REQUIRE_SERVICES") == "1":
@@ -335,5 +346,9 @@ def chromium_browser():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        _STARTED["browser"] = browser
+        try:
+            yield browser
+        finally:
+            del _STARTED["browser"]
+            browser.close()

@@ -246,6 +246,42 @@ def test_tutorial_items_come_first_give_feedback_and_stay_out_of_the_judgments()
     assert TutorialAnswer.objects.count() == 2 and Judgment.objects.count() == 0
 
 
+def test_tutorial_feedback_names_the_true_diagnosis_only_when_the_study_asks_for_one():
+    for asks in (True, False):
+        study = open_study(
+            n_tutorial=1, n_real=1, n_synthetic=1, questions={"confidence": False, "diagnosis": asks}
+        )
+        rater, _ = rater_for(study)
+        c = client_for(rater)
+        s = state(c, study.pk).json()
+        p = Presentation.objects.select_related("item__image__condition").get(public_token=s["item"]["token"])
+        body = answer(c, study.pk, p.public_token).json()
+        condition = p.item.image.condition
+        if asks:
+            assert body["feedback"]["diagnosis"] == {"code": condition.code, "name": condition.name}
+        else:
+            assert "diagnosis" not in body["feedback"]
+        # Study items never get feedback, diagnosis or not.
+        s = body["state"]
+        while s["item"]:
+            body = answer(c, study.pk, s["item"]["token"]).json()
+            assert "feedback" not in body
+            s = body["state"]
+
+
+def test_the_finished_state_counts_each_image_once_however_often_it_was_shown():
+    study = open_study(n_real=3, n_synthetic=3, repeat_fraction=0.5, repeat_min_gap=2)
+    rater, assignment = rater_for(study)
+    c = client_for(rater)
+    s = state(c, study.pk).json()
+    assert "images" not in s["progress"], "counted only at the end"
+    while s["item"]:
+        s = answer(c, study.pk, s["item"]["token"]).json()["state"]
+    n_repeats = assignment.presentations.filter(repeat_of__isnull=False).count()
+    assert n_repeats > 0
+    assert s["progress"] == {"done": 6 + n_repeats, "total": 6 + n_repeats, "images": 6}
+
+
 def test_finishing_shows_the_score_only_when_the_study_allows_it():
     for show in (True, False):
         study = open_study(n_real=1, n_synthetic=1, show_score=show)
@@ -255,7 +291,7 @@ def test_finishing_shows_the_score_only_when_the_study_allows_it():
         while s["item"]:
             s = answer(c, study.pk, s["item"]["token"], says_synthetic=True).json()["state"]
         assert s["finished"] is True and s["next_image_url"] is None
-        assert s["progress"] == {"done": 2, "total": 2}
+        assert s["progress"] == {"done": 2, "total": 2, "images": 2}
         assert s["score"] == ({"n_correct": 1, "n_answered": 2, "accuracy": 0.5} if show else None)
         a = Assignment.objects.get(study=study, rater=rater)
         assert a.n_items == 2 and a.presentations.filter(answered_at__isnull=False).count() == 2

@@ -142,6 +142,7 @@ def rate_instructions(request: HttpRequest, study_id: int) -> HttpResponse:
             "study": assignment.study,
             "instructions_html": render_markdown(assignment.study.instructions),
             "config": config,
+            "estimate": rating.assignment_time_estimate(assignment=assignment),
         },
     )
 

@@ -6,10 +6,12 @@
   a state request makes, called by the state view).
 - ``record``: ``judgment_record`` validates the answer once and hands it to a writer.
 - ``writers``: the two writers, one PostgreSQL statement and the ORM, tested to leave the same rows.
+- ``estimate``: ``assignment_time_estimate``, the expected time the instructions page states.
 """
 
 from __future__ import annotations
 
+from turingtest.studies.rating.estimate import TimeEstimate, assignment_time_estimate
 from turingtest.studies.rating.record import Recorded, judgment_record, validate_answer
 from turingtest.studies.rating.state import (
     assignment_state,
@@ -36,9 +38,11 @@ __all__ = [
     "RatingError",
     "Recorded",
     "Rules",
+    "TimeEstimate",
     "Upcoming",
     "assignment_for_rater",
     "assignment_state",
+    "assignment_time_estimate",
     "check_access",
     "image_url",
     "judgment_record",

@@ -129,17 +129,30 @@ def _replay_body(p: Presentation, turn: RaterTurn, says_synthetic: bool) -> dict
 def _body(presentation_pk: int, is_tutorial: bool, turn: RaterTurn, says_synthetic: bool) -> dict:
     body: dict[str, Any] = {"recorded": True}
     if is_tutorial:
-        body["feedback"] = _feedback(presentation_pk, says_synthetic)
+        body["feedback"] = _feedback(
+            presentation_pk, says_synthetic, with_diagnosis=turn.rules.questions["diagnosis"]
+        )
     body["state"] = assignment_state(turn=turn)
     return body
 
 
-def _feedback(presentation_pk: int, says_synthetic: bool) -> dict:
-    """Tutorial items are labelled examples: the truth is shown after the answer."""
-    kind = (
+def _feedback(presentation_pk: int, says_synthetic: bool, *, with_diagnosis: bool) -> dict:
+    """Tutorial items are labelled examples: the truth is shown after the answer.
+
+    Only ever built for a tutorial presentation (``_body``): study items never get feedback.
+    In a study that asks for a diagnosis the example's true condition is part of the lesson,
+    so the rater calibrates both questions before the items that count.
+    """
+    kind, code, name = (
         Image.objects.filter(study_items__presentations__pk=presentation_pk)
-        .values_list("kind", flat=True)
+        .values_list("kind", "condition__code", "condition__name")
         .get()
     )
     truth_synthetic = kind == Image.Kind.SYNTHETIC
-    return {"correct": truth_synthetic == says_synthetic, "truth": "synthetic" if truth_synthetic else "real"}
+    feedback: dict[str, Any] = {
+        "correct": truth_synthetic == says_synthetic,
+        "truth": "synthetic" if truth_synthetic else "real",
+    }
+    if with_diagnosis:
+        feedback["diagnosis"] = {"code": code, "name": name}
+    return feedback

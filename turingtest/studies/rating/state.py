@@ -90,9 +90,12 @@ def assignment_state(*, turn: RaterTurn) -> dict:
             next_image_url = image_url(upcoming[1].token)
     finished = not upcoming
     questions = rules.questions
+    progress = {"done": done, "total": turn.n_items}
+    if finished:
+        progress["images"] = _n_distinct_images(turn.assignment_id)
     return {
         "study": {"title": turn.study_title, **rules.study_info},
-        "progress": {"done": done, "total": turn.n_items},
+        "progress": progress,
         "tutorial": {"done": min(answered, turn.n_tutorial), "total": turn.n_tutorial},
         "finished": finished,
         "item": item,
@@ -101,6 +104,14 @@ def assignment_state(*, turn: RaterTurn) -> dict:
         "diagnosis_choices": (config.get("diagnosis_choices") or []) if questions["diagnosis"] else [],
         "score": _score(turn.assignment_id) if finished and config["show_score"] else None,
     }
+
+
+def _n_distinct_images(assignment_id: int) -> int:
+    """Distinct study images (a repeat counts once), for the end page: "24 images", not the
+    26 answers that include 2 repeats. Only once finished, when no answer can change."""
+    return Presentation.objects.filter(
+        assignment_id=assignment_id, is_tutorial=False, repeat_of__isnull=True
+    ).count()
 
 
 def _answer_dict(j: Judgment) -> dict:

@@ -115,7 +115,7 @@ export function createFlow({ queue, view }) {
     if (status === 200 || status === 201) {
       if (data && data.feedback) {
         nextState = data.state;
-        view.renderFeedback(data.feedback, answer.token);
+        view.renderFeedback(data.feedback, answer.token, answer.diagnosis);
       } else if (data && data.state) render(data.state);
       else await loadState();
       return;

@@ -3,8 +3,33 @@
  * confidence, D or / diagnosis search, C comment, Z zoom, Enter submit / continue,
  * B change the previous answer, ? shortcuts, Esc leave a field or the zoom.
  *
- * It holds no state: it reads the view's name and calls the view and the flow.
+ * It holds no state: it reads the view's name and calls the view and the flow. The list on
+ * the page shows only the keys of the questions the study asks (``showStudyKeys``).
  */
+
+/**
+ * Hides the shortcut list's rows for questions ``study`` does not ask: each row group in
+ * rate.html names what it needs in ``data-needs`` (a question, or "editable").
+ */
+export function showStudyKeys(keysHelp, study) {
+  const has = { ...study.questions, editable: Boolean(study.answers_editable) };
+  for (const row of keysHelp.querySelectorAll("[data-needs]")) {
+    row.hidden = !has[row.dataset.needs];
+  }
+}
+
+/** "?" opens the list where the rater can see it (and closes it, back to the image). */
+function toggleKeysHelp(ui) {
+  const help = ui.keysHelp;
+  help.open = !help.open;
+  if (help.open) {
+    help.scrollIntoView({ block: "nearest" });
+    ui.keysSummary.focus({ preventScroll: true });
+  } else {
+    ui.itemHeading.focus({ preventScroll: true });
+    ui.itemHeading.scrollIntoView({ block: "nearest" });
+  }
+}
 
 /** Binds the keys on ``ui`` (view.js findElements()) to ``view`` and ``flow``. */
 export function bindKeys({ ui, view, flow }) {
@@ -34,7 +59,7 @@ export function bindKeys({ ui, view, flow }) {
 
     if (e.key === "?" && !typing) {
       e.preventDefault();
-      ui.keysHelp.open = !ui.keysHelp.open;
+      toggleKeysHelp(ui);
       return;
     }
     if (view.name() === "feedback") {

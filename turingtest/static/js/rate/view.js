@@ -18,6 +18,8 @@
 
 import { backoffMs } from "./answers.js";
 import { createCombobox } from "./diagnosis.js";
+import { createImageFit, isTouchOnly } from "./display.js";
+import { showStudyKeys } from "./keys.js";
 
 /** The page's elements, looked up once. */
 export function findElements() {
@@ -65,6 +67,7 @@ export function findElements() {
     errorText: $("error-text"),
     errorAction: $("error-action"),
     keysHelp: $("keys-help"),
+    keysSummary: $("keys-summary"),
     keysNote: $("keys-note"),
   };
 }
@@ -81,6 +84,8 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
   let exposureTimer = null;
   let prefetched = null; // keeps the prefetching Image alive until it is used
   const expiredText = ui.exposureNote.textContent.trim();
+  const imageFit = createImageFit({ stage: ui.stage, image: ui.image });
+  let choiceNames = new Map(); // diagnosis code -> name, for the tutorial feedback
 
   const diagnosis = createCombobox({
     input: ui.diagnosisInput,
@@ -104,6 +109,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     ui.form.hidden = next === "feedback";
     ui.feedbackPanel.hidden = next !== "feedback";
     ui.views.loading.setAttribute("aria-busy", String(next === "loading"));
+    ui.keysNote.hidden = visible !== "item"; // "stop and resume later" means nothing on the end page
   }
 
   /** The error view; ``needsLogin`` turns its link into "log in and come back here". */
@@ -145,6 +151,9 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     ui.confidenceField.hidden = !study.questions.confidence;
     ui.diagnosisField.hidden = !study.questions.diagnosis;
     ui.commentField.hidden = !study.questions.comment;
+    showStudyKeys(ui.keysHelp, study);
+    // On a touch-only screen the shortcuts panel is hidden (rate.css): nothing to point to.
+    if (isTouchOnly()) ui.form.removeAttribute("aria-describedby");
     if (study.answers_editable) {
       ui.keysNote.textContent = "Your place is saved after every answer, so you can stop and resume later on any device.";
     }
@@ -159,6 +168,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
       return;
     }
     diagnosis.setChoices(s.diagnosis_choices);
+    choiceNames = new Map((s.diagnosis_choices || []).map((c) => [c.code, c.name]));
     showItem(s.item, null, s);
     if (!s.study.exposure_ms) prefetch(s.next_image_url);
   }
@@ -250,6 +260,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
         if (!showing(token)) return;
         img.hidden = false;
         ui.imageWait.hidden = true;
+        imageFit.fit();
         // The frame after the image is inserted is the one that paints it.
         window.requestAnimationFrame(() => {
           if (!showing(token)) return;
@@ -284,7 +295,11 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     if (answer.confidence) setConfidence(answer.confidence);
     diagnosis.prefill(answer.diagnosis);
     ui.commentInput.value = answer.comment || "";
-    setStatus("Your previous answer is filled in: change it and press Enter, or press B to go back.");
+    setStatus(
+      isTouchOnly()
+        ? "Your previous answer is filled in: change it and tap Submit, or tap “Back to the current image”."
+        : "Your previous answer is filled in: change it and press Enter, or press B to go back."
+    );
   }
 
   function startExposure(token) {
@@ -306,7 +321,11 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
 
   function setZoom(on) {
     const zoomed = Boolean(on) && !ui.stage.classList.contains("expired") && !ui.image.hidden;
+    const wasZoomed = isZoomed();
+    if (zoomed) imageFit.zoomIn();
     ui.stage.classList.toggle("zoomed", zoomed);
+    if (zoomed && !wasZoomed) imageFit.centre();
+    if (!zoomed && wasZoomed) imageFit.fit();
     document.body.classList.toggle("rate-zoomed", zoomed);
     ui.zoomButton.setAttribute("aria-pressed", String(zoomed));
     ui.zoomButton.setAttribute("aria-label", zoomed ? "Zoom out (Z or Esc)" : "Zoom the image (Z)");
@@ -319,9 +338,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
   function renderFinished(s) {
     clearExposure();
     current = null;
-    const total = s.progress.total;
-    ui.finishedText.textContent =
-      "You have rated all " + total + " images. Your answers are saved; you can close this page.";
+    ui.finishedText.textContent = finishedText(s.progress);
     ui.score.hidden = true;
     ui.scoreList.replaceChildren();
     if (s.study.show_score && s.score) {
@@ -336,6 +353,20 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     }
     show("finished");
     ui.finishedHeading.focus();
+  }
+
+  /** "All 24 images", counting each image once: repeats are extra answers, not extra images. */
+  function finishedText(progress) {
+    const total = progress.total;
+    const images = typeof progress.images === "number" ? progress.images : total;
+    let text = "You have rated all " + images + " image" + (images === 1 ? "" : "s");
+    if (total > images) {
+      const repeats = total - images;
+      text +=
+        " (" + total + " answers: " + repeats + (repeats === 1 ? " image was" : " images were") +
+        " shown twice, to measure how consistent ratings are)";
+    }
+    return text + ". Your answers are saved.";
   }
 
   /** Turns the server's score object into label/value rows without assuming more than its shape. */
@@ -354,8 +385,18 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     return rows;
   }
 
-  /** Tutorial feedback on the answer to ``token``. */
-  function renderFeedback(feedback, token) {
+  /** The true diagnosis of a tutorial example, beside the rater's own (``chosen``: a code, "unsure" or null). */
+  function diagnosisFeedback(truth, chosen) {
+    if (!truth || typeof truth.name !== "string") return "";
+    let text = " Diagnosis: " + truth.name + ".";
+    if (chosen && chosen !== "unsure") {
+      text += chosen === truth.code ? " Your diagnosis matches." : " You said " + (choiceNames.get(chosen) || chosen) + ".";
+    }
+    return text;
+  }
+
+  /** Tutorial feedback on the answer to ``token`` (whose diagnosis was ``chosen``). */
+  function renderFeedback(feedback, token, chosen) {
     clearExposure();
     // After a reload the answered image is not on screen: show the feedback alone.
     ui.stage.hidden = !showing(token);
@@ -373,9 +414,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
       const correct = typeof feedback.correct === "boolean" ? feedback.correct : null;
       text = correct === null ? "" : correct ? "Correct. " : "Not quite. ";
       if (truth !== null) text += "This image is " + (truth ? "synthetic (made by DermGAN)." : "real.");
-      if (feedback.condition_name || feedback.diagnosis_name) {
-        text += " Diagnosis: " + (feedback.condition_name || feedback.diagnosis_name) + ".";
-      }
+      text += diagnosisFeedback(feedback.diagnosis, chosen);
     }
     ui.feedbackText.textContent = text.trim() || "Answer recorded.";
     ui.feedbackHeading.textContent = feedback.correct === false ? "Tutorial: not quite" : "Tutorial feedback";
@@ -393,7 +432,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
     ui.real.setAttribute("aria-pressed", String(!saysSynthetic));
     ui.synthetic.setAttribute("aria-pressed", String(saysSynthetic));
     ui.submit.disabled = false;
-    setStatus("Your answer: " + (saysSynthetic ? "Synthetic" : "Real") + ". Press Enter to submit.");
+    setStatus("Your answer: " + (saysSynthetic ? "Synthetic" : "Real") + (isTouchOnly() ? "." : ". Press Enter to submit."));
   }
 
   function setConfidence(n) {
@@ -413,7 +452,7 @@ export function createView({ ui, root, loginUrl, onImageFailed }) {
    */
   function readAnswer() {
     if (current.saysSynthetic === null) {
-      setStatus("Choose Real (R) or Synthetic (S) first.", true);
+      setStatus(isTouchOnly() ? "Choose Real or Synthetic first." : "Choose Real (R) or Synthetic (S) first.", true);
       return null;
     }
     let code;
