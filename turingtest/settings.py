@@ -83,9 +83,11 @@ INSTALLED_APPS = [
     "turingtest.studies",
     "turingtest.research",
     "turingtest.evaluation",
+    "turingtest.trail",
 ]
 
 MIDDLEWARE = [
+    "turingtest.trail.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -31,6 +31,7 @@ Conventions (also in the data dictionary and the package README):
 from __future__ import annotations
 
 from turingtest.exports.columns import (
+    AUDIT_COLUMNS,
     COLUMNS,
     Column,
     columns,
@@ -47,6 +48,7 @@ from turingtest.exports.writers import (
     FORMATS,
     ITERATOR_CHUNK_ROWS,
     audit_log,
+    iter_audit_csv,
     iter_csv,
     iter_csv_python,
     iter_export,
@@ -56,6 +58,7 @@ from turingtest.exports.writers import (
 from turingtest.jsonsafe import json_safe
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "COLUMNS",
     "CONTENT_TYPES",
     "COPY_CHUNK_BYTES",
@@ -71,6 +74,7 @@ __all__ = [
     "data_dictionary_rows",
     "frozen_config",
     "header",
+    "iter_audit_csv",
     "iter_copy",
     "iter_csv",
     "iter_csv_python",

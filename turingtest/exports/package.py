@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from turingtest import reports
 from turingtest.exports.columns import data_dictionary_csv, data_dictionary_markdown
-from turingtest.exports.writers import iter_export
+from turingtest.exports.writers import iter_audit_csv, iter_export
 from turingtest.jsonsafe import json_safe
 from turingtest.studies.models import Study
 
@@ -48,6 +48,8 @@ Generated: {dt.datetime.now(dt.UTC).isoformat()}
 Files
 - judgments.csv        one row per judgment (tutorial answers excluded); see data_dictionary.csv
 - data_dictionary.csv  every column of judgments.csv: name, type, meaning (also data_dictionary.md)
+- audit.csv            the study's audit trail: design changes, opening, invitations, consent,
+                       changed judgments, exports (this one included); columns in data_dictionary.md
 - report.json          the study report (detection, agreement, diagnosis, per-image, response times)
 - study_config.json    the frozen study design; study_config.json.sha256 is this file's own sha256,
                        config_sha256 inside it is the hash stored when the study opened
@@ -90,7 +92,14 @@ def write_package(
         zf.writestr("data_dictionary.csv", data_dictionary_csv(identities=identities))
         zf.writestr("data_dictionary.md", data_dictionary_markdown(identities=identities))
         with zf.open("judgments.csv", "w", force_zip64=True) as entry:
-            for chunk in iter_export(study, fmt="csv", identities=identities, requested_by=requested_by):
+            chunks = iter_export(
+                study, fmt="csv", identities=identities, requested_by=requested_by, export="package"
+            )
+            for chunk in chunks:
+                entry.write(chunk)
+        # After the judgments: iter_export recorded this package's own export event.
+        with zf.open("audit.csv", "w", force_zip64=True) as entry:
+            for chunk in iter_audit_csv(study, identities=identities):
                 entry.write(chunk)
 
 

@@ -43,6 +43,7 @@ from turingtest.library.scheduling import (
     import_job_create,
 )
 from turingtest.library.store import LibraryError
+from turingtest.trail.services import Action, event_record_form
 
 
 def _progress_bar(*, url: str, done: int, total: int, status: str) -> str:
@@ -113,6 +114,9 @@ class ImageAdmin(admin.ModelAdmin):
                 Image.FitzpatrickSource.LABEL if obj.fitzpatrick is not None else Image.FitzpatrickSource.NONE
             )
         super().save_model(request, obj, form, change)
+        event_record_form(
+            action=Action.IMAGE_GROUND_TRUTH_CHANGED, form=form, fields=("kind", "condition", "fitzpatrick")
+        )
 
     def has_generate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("library.add_generationbatch")
