@@ -115,7 +115,10 @@ class ImageAdmin(admin.ModelAdmin):
             )
         super().save_model(request, obj, form, change)
         event_record_form(
-            action=Action.IMAGE_GROUND_TRUTH_CHANGED, form=form, fields=("kind", "condition", "fitzpatrick")
+            action=Action.IMAGE_GROUND_TRUTH_CHANGED,
+            form=form,
+            fields=("kind", "condition", "fitzpatrick"),
+            request=request,
         )
 
     def has_generate_permission(self, request: HttpRequest) -> bool:

@@ -111,7 +111,7 @@ def event_record(
 
 
 def event_record_form(
-    *, action: str, form: Any, fields: Iterable[str], study: Any = None
+    *, action: str, form: Any, fields: Iterable[str], study: Any = None, request: HttpRequest | None = None
 ) -> AuditEvent | None:
     """Record what a saved ``ModelForm`` changed among ``fields`` (values as ``model_to_dict``
     gives them: foreign keys as ids); nothing when none of them changed."""
@@ -124,6 +124,7 @@ def event_record_form(
         study=study,
         before={f: form.initial.get(f) for f in changed},
         after=model_to_dict(form.instance, fields=changed),
+        request=request,
     )
 
 
