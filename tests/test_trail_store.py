@@ -91,11 +91,17 @@ def test_events_are_values_that_survive_deleting_the_users_and_the_study():
     assert list(AuditEvent.objects.order_by("id").values()) == kept
 
 
-def test_a_request_id_is_honoured_when_plain_and_made_up_otherwise():
+def test_a_request_id_is_honoured_and_echoed_when_plain_and_made_up_otherwise():
     c, _ = admin_client()
-    assert c.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
-    made = c.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")["X-Request-ID"]
-    assert made != "bad id\nwith newline" and len(made) == 32 and made.isalnum()
+    study = open_study()
+    response = c.post(f"/studies/{study.pk}/close/", HTTP_X_REQUEST_ID="abc-123")
+    assert response["X-Request-ID"] == "abc-123"
+    assert AuditEvent.objects.get(action=Action.STUDY_CLOSED).request_id == "abc-123"
+    copy = services.study_copy(study=study, owner=study.owner)
+    response = c.post(f"/studies/{copy.pk}/close/", HTTP_X_REQUEST_ID="bad id\nwith newline")
+    assert "X-Request-ID" not in response  # a made-up id is not sent back (identical image headers)
+    made = AuditEvent.objects.get(action=Action.STUDY_CLOSED, study_id=copy.pk).request_id
+    assert len(made) == 32 and made.isalnum()
 
 
 def test_an_unknown_action_is_refused():

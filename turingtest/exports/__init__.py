@@ -22,6 +22,9 @@ Conventions (also in the data dictionary and the package README):
 - Raters appear by their pseudonym. Usernames and e-mails are added only when an admin asks
   for identities; the request is logged to the ``turingtest.audit`` logger, named in the
   package README and, over HTTP, in the ``X-Export-Identities`` response header.
+- Every export (judgments or package) leaves an ``export`` event in the audit trail
+  (``turingtest.trail``) naming whether it included identities; the package carries the study's
+  events as ``audit.csv`` (``AUDIT_COLUMNS``; the client address only with identities).
 - Tutorial answers are not study data: they live in their own table and are never exported;
   a judgment on a tutorial presentation, should one exist, is excluded as well.
 - Booleans are ``true``/``false``, timestamps ISO 8601 in UTC with microseconds and a ``Z``,
