@@ -166,9 +166,11 @@ INSTALLED_APPS = [
     "turingtest.research",
     "turingtest.evaluation",
     "turingtest.training",
+    "turingtest.trail",
 ]
 
 MIDDLEWARE = [
+    "turingtest.trail.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

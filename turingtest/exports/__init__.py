@@ -22,6 +22,9 @@ Conventions (also in the data dictionary and the package README):
 - Raters appear by their pseudonym. Usernames and e-mails are added only when an admin asks
   for identities; the request is logged to the ``turingtest.audit`` logger, named in the
   package README and, over HTTP, in the ``X-Export-Identities`` response header.
+- Every export (judgments or package) leaves an ``export`` event in the audit trail
+  (``turingtest.trail``) naming whether it included identities; the package carries the study's
+  events as ``audit.csv`` (``AUDIT_COLUMNS``; the client address only with identities).
 - Tutorial answers are not study data: they live in their own table and are never exported;
   a judgment on a tutorial presentation, should one exist, is excluded as well.
 - Booleans are ``true``/``false``, timestamps ISO 8601 in UTC with microseconds and a ``Z``,
@@ -31,6 +34,7 @@ Conventions (also in the data dictionary and the package README):
 from __future__ import annotations
 
 from turingtest.exports.columns import (
+    AUDIT_COLUMNS,
     COLUMNS,
     Column,
     columns,
@@ -47,6 +51,7 @@ from turingtest.exports.writers import (
     FORMATS,
     ITERATOR_CHUNK_ROWS,
     audit_log,
+    iter_audit_csv,
     iter_csv,
     iter_csv_python,
     iter_export,
@@ -56,6 +61,7 @@ from turingtest.exports.writers import (
 from turingtest.jsonsafe import json_safe
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "COLUMNS",
     "CONTENT_TYPES",
     "COPY_CHUNK_BYTES",
@@ -71,6 +77,7 @@ __all__ = [
     "data_dictionary_rows",
     "frozen_config",
     "header",
+    "iter_audit_csv",
     "iter_copy",
     "iter_csv",
     "iter_csv_python",

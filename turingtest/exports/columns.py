@@ -223,6 +223,45 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
+# --- the study's audit trail (audit.csv in the package) -----------------------------------
+
+# ``expr`` here is an ``AuditEvent`` field name (turingtest.trail); json values are written as
+# compact JSON with sorted keys. The client address is personal data: identities only.
+AUDIT_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "int", "id", "Primary key of the audit event (events are never changed or deleted)."),
+    Column("at", "datetime", "at", "Server time of the event (UTC)."),
+    Column(
+        "action",
+        "text",
+        "action",
+        "What happened: study_created, study_updated, study_opened, study_closed, collaborator_added, "
+        "invitation_created, invitation_used, consent_given, judgment_changed, export, … "
+        "(turingtest.trail.models.AuditEvent.Action).",
+    ),
+    Column("actor_id", "int", "actor_id", "User id of who did it; empty for the system or the command line."),
+    Column("actor_name", "text", "actor_name", "Who did it: a rater by pseudonym, anyone else by username."),
+    Column("object_type", "text", "object_type", 'The changed object\'s model ("app_label.model").'),
+    Column("object_id", "text", "object_id", "The changed object's primary key."),
+    Column("study_id", "int", "study_id", "The study."),
+    Column("before", "json", "before", "The changed values before, as JSON; empty when none."),
+    Column("after", "json", "after", "The values after (or what the action did), as JSON; empty when none."),
+    Column(
+        "request_id", "text", "request_id", "The web request's id (X-Request-ID); empty outside requests."
+    ),
+    Column(
+        "client_address",
+        "text",
+        "client_address",
+        "Client IP address. Only present when an admin exported identities.",
+        identities_only=True,
+    ),
+)
+
+
+def audit_columns(*, identities: bool = False) -> list[Column]:
+    return [c for c in AUDIT_COLUMNS if identities or not c.identities_only]
+
+
 def columns(*, identities: bool = False) -> list[Column]:
     """The export's columns, in order; identity columns only when asked for."""
     return [c for c in COLUMNS if identities or not c.identities_only]
@@ -255,6 +294,7 @@ _KIND_TEXT = {
     "text": "text",
     "bool": "true/false",
     "datetime": "ISO 8601 UTC timestamp",
+    "json": "JSON text",
 }
 
 
@@ -289,5 +329,18 @@ def data_dictionary_markdown(*, identities: bool = False) -> str:
     lines += [
         f"| `{r['column']}` | {r['type']} | {r['description']} |"
         for r in data_dictionary_rows(identities=identities)
+    ]
+    lines += [
+        "",
+        "# audit.csv: the study's audit trail",
+        "",
+        "One row per audit event naming this study, oldest first.",
+        "",
+        "| column | type | description |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{c.name}` | {_KIND_TEXT[c.kind]} | {c.description} |"
+        for c in audit_columns(identities=identities)
     ]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from typing import IO, Any
 from turingtest import reports
 from turingtest.exports.columns import data_dictionary_csv, data_dictionary_markdown
 from turingtest.exports.raters import raters_csv, raters_dictionary_csv, raters_dictionary_markdown
-from turingtest.exports.writers import iter_export
+from turingtest.exports.writers import iter_audit_csv, iter_export
 from turingtest.jsonsafe import json_safe
 from turingtest.studies.models import Study
 
@@ -61,6 +61,8 @@ Files
 - raters.csv           one row per rater who joined (pseudonym, role, experience, consent time,
                        consent text sha256 and version, qualification, exclusion); its columns are
                        in raters_dictionary.csv and the second part of data_dictionary.md
+- audit.csv            the study's audit trail: design changes, opening, invitations, consent,
+                       changed judgments, exports (this one included); columns in data_dictionary.md
 - report.json          the study report (headline, detection, agreement, diagnosis, per-image,
                        response times; schema in turingtest/reports/schema.py)
 - study_config.json    the frozen study design; study_config.json.sha256 is this file's own sha256,
@@ -118,7 +120,14 @@ def write_package(
         zf.writestr("raters.csv", raters_csv(study))
         zf.writestr("raters_dictionary.csv", raters_dictionary_csv())
         with zf.open("judgments.csv", "w", force_zip64=True) as entry:
-            for chunk in iter_export(study, fmt="csv", identities=identities, requested_by=requested_by):
+            chunks = iter_export(
+                study, fmt="csv", identities=identities, requested_by=requested_by, export="package"
+            )
+            for chunk in chunks:
+                entry.write(chunk)
+        # After the judgments: iter_export recorded this package's own export event.
+        with zf.open("audit.csv", "w", force_zip64=True) as entry:
+            for chunk in iter_audit_csv(study, identities=identities):
                 entry.write(chunk)
 
 

@@ -17,9 +17,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from turingtest.exports.columns import columns, judgment_queryset
+from turingtest.exports.columns import audit_columns, columns, judgment_queryset
 from turingtest.exports.pgcopy import copy_sql, iter_copy, uses_copy
 from turingtest.studies.models import Study
+from turingtest.trail.services import Action, event_record, study_events
 
 audit_log = logging.getLogger("turingtest.audit")
 
@@ -50,6 +51,8 @@ def _csv_value(kind: str, v: Any) -> str:
         return _fmt_datetime(v)
     if kind == "float":
         return _fmt_float(v)
+    if kind == "json":
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return str(v)
 
 
@@ -127,12 +130,34 @@ def iter_csv(study: Study, *, identities: bool = False) -> Iterator[bytes]:
     return iter_csv_python(study, identities=identities)
 
 
+def iter_audit_csv(study: Study, *, identities: bool = False) -> Iterator[bytes]:
+    """The study's audit events as CSV (``AUDIT_COLUMNS``), oldest first; the client address
+    only with identities."""
+    cols = audit_columns(identities=identities)
+    buf = _LineBuffer()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([c.name for c in cols])
+    rows = study_events(study_id=study.pk).values_list(*[c.expr for c in cols])
+    for n, row in enumerate(rows.iterator(chunk_size=ITERATOR_CHUNK_ROWS)):
+        writer.writerow([_csv_value(c.kind, v) for c, v in zip(cols, row)])
+        if n % 256 == 255:
+            yield buf.take().encode()
+    yield buf.take().encode()
+
+
 def iter_export(
-    study: Study, *, fmt: str, identities: bool = False, requested_by: str = ""
+    study: Study, *, fmt: str, identities: bool = False, requested_by: str = "", export: str = "judgments"
 ) -> Iterator[bytes]:
-    """Entry point for every export: validates the format and audits identity requests."""
+    """Entry point for every export: validates the format, leaves an audit event (``export``
+    names which one: ``judgments``, or ``package`` when the study package streams its CSV)
+    and logs identity requests."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    event_record(
+        action=Action.EXPORT,
+        obj=study,
+        after={"export": export, "format": fmt, "identities": identities, "requested_by": requested_by},
+    )
     if identities:
         audit_log.warning(
             "export with rater identities: study=%s format=%s requested_by=%s",

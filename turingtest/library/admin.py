@@ -47,6 +47,7 @@ from turingtest.library.scheduling import (
     import_job_create,
 )
 from turingtest.library.store import LibraryError
+from turingtest.trail.services import Action, event_record_form
 
 
 def _pretty_json(value) -> str:
@@ -106,6 +107,12 @@ class ImageAdmin(ImageGroundTruthMixin, MaskEditorMixin, admin.ModelAdmin):
                 Image.FitzpatrickSource.LABEL if obj.fitzpatrick is not None else Image.FitzpatrickSource.NONE
             )
         super().save_model(request, obj, form, change)
+        event_record_form(
+            action=Action.IMAGE_GROUND_TRUTH_CHANGED,
+            form=form,
+            fields=("kind", "condition", "fitzpatrick"),
+            request=request,
+        )
 
     def has_generate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("library.add_generationbatch")

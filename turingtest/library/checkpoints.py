@@ -22,6 +22,7 @@ from django.db import IntegrityError
 from turingtest.jsonsafe import json_safe
 from turingtest.library.models import GeneratorCheckpoint
 from turingtest.library.store import LibraryError, files_delete
+from turingtest.trail.services import Action, event_record
 
 if TYPE_CHECKING:
     from generator.render import Renderer
@@ -76,6 +77,9 @@ def checkpoint_register(*, path: Path | str, name: str = "") -> GeneratorCheckpo
     except IntegrityError:
         files_delete(checkpoint.file.name)
         return GeneratorCheckpoint.objects.get(sha256=sha256)
+    event_record(
+        action=Action.CHECKPOINT_UPLOADED, obj=checkpoint, after={"name": checkpoint.name, "sha256": sha256}
+    )
     return checkpoint
 
 

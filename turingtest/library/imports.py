@@ -28,6 +28,7 @@ from PIL import ImageOps
 from turingtest.images import ImageError, NormalizedImage, normalize, open_image
 from turingtest.library.models import Image, ImportJob
 from turingtest.library.store import ConditionLookup, LibraryError, files_delete, files_write, image_fields
+from turingtest.trail.services import Action, event_record
 
 logger = logging.getLogger(__name__)
 
@@ -453,4 +454,16 @@ def import_job_run(*, job: ImportJob) -> ImportJob:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     job.refresh_from_db()
+    event_record(
+        action=Action.IMPORT_FINISHED,
+        actor=job.created_by,
+        obj=job,
+        after={
+            "status": job.status,
+            "n_imported": job.n_imported,
+            "n_already": job.n_already,
+            "n_errors": len(job.errors or []),
+            "error": job.error,
+        },
+    )
     return job

@@ -42,6 +42,7 @@ from turingtest.library.models import (
 )
 from turingtest.library.rendering import distribution_validate, spec_jitter, spec_mirroring
 from turingtest.library.store import LibraryError
+from turingtest.trail.services import Action, event_record
 
 if TYPE_CHECKING:
     from generator.sampling import SpecDistribution
@@ -241,6 +242,19 @@ def _batch_create(
             GenerationChunk(batch=batch, number=n, start=start, stop=min(start + chunk_size, count))
             for n, start in enumerate(range(0, count, chunk_size))
         )
+        event_record(
+            action=Action.BATCH_SCHEDULED,
+            actor=created_by,
+            obj=batch,
+            after={
+                "checkpoint_sha256": checkpoint.sha256,
+                "count": count,
+                "seed": seed,
+                "chunk_size": chunk_size,
+                "priority": priority,
+                "start_at": start_at,
+            },
+        )
         transaction.on_commit(partial(_batch_enqueue, batch.pk))
     _raise_if_not_enqueued(batch)
     return batch
@@ -287,6 +301,7 @@ def batch_cancel(*, batch: GenerationBatch) -> int:
     ).update(status=GenerationBatch.Status.CANCELLED, finished=timezone.now())
     if not updated:
         return 0
+    event_record(action=Action.BATCH_CANCELLED, obj=batch, after={"status": GenerationBatch.Status.CANCELLED})
     queued = batch.chunks.filter(status=GenerationChunk.Status.QUEUED)
     task_ids = [t for t in queued.values_list("task_id", flat=True) if t]
     n = queued.update(status=GenerationChunk.Status.CANCELLED)
@@ -323,6 +338,9 @@ def import_job_create(
             format=format, manifest_name=manifest_name, is_dry_run=dry_run, created_by=user
         )
         job.archive.save(f"{secrets.token_hex(16)}.zip", archive, save=True)
+        event_record(
+            action=Action.IMPORT_CREATED, actor=user, obj=job, after={"format": format, "dry_run": dry_run}
+        )
         send = partial(tasks.import_images.apply_async, kwargs={"job_pk": job.pk})
         if auto_masks and not dry_run:
             mask_job = MaskJob.objects.create(import_job=job, created_by=user)

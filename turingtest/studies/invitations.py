@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from turingtest.studies import services
 from turingtest.studies.models import Invitation, RaterProfile, Study
+from turingtest.trail.services import Action, event_record
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def invitation_revoke(*, invitation: Invitation) -> Invitation:
         raise ValueError("this link was used already; it cannot be revoked")
     inv.revoked_at = timezone.now()
     inv.save(update_fields=["revoked_at"])
+    event_record(action=Action.INVITATION_REVOKED, obj=inv, study=inv.study_id)
     return inv
 
 
@@ -116,6 +118,7 @@ def invitation_reissue(*, invitation: Invitation, days: int = services.INVITATIO
     if inv.revoked_at is None:
         inv.revoked_at = timezone.now()
         inv.save(update_fields=["revoked_at"])
+        event_record(action=Action.INVITATION_REVOKED, obj=inv, study=inv.study_id, after={"reissued": True})
     (link,) = invitation_create_links(
         study=inv.study, emails=[inv.email] if inv.email else [], count=0 if inv.email else 1, days=days
     )

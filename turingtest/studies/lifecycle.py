@@ -15,6 +15,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from turingtest.studies.models import Assignment, Invitation, Study
+from turingtest.trail.services import Action, event_record
 
 
 class WrongStatus(ValueError):
@@ -30,9 +31,12 @@ def _move(study: Study, *, source: str, target: str, paused_at, refusal: str) ->
         return study
     if study.status != source:
         raise WrongStatus(f"{refusal}; this one is {study.get_status_display().lower()}")
+    before = study.status
     study.status = target
     study.paused_at = paused_at
     study.save(update_fields=["status", "paused_at"])
+    action = Action.STUDY_PAUSED if target == Study.Status.PAUSED else Action.STUDY_RESUMED
+    event_record(action=action, obj=study, before={"status": before}, after={"status": target})
     return study
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from turingtest.studies.models import (
     Study,
     StudyItem,
 )
+from turingtest.trail.services import Action, event_record
 
 INVITATION_DAYS = 14
 
@@ -195,7 +197,15 @@ def study_create(
         seed=new_seed() if seed is None else seed,
     )
     study_build_pool(study=study)
+    event_record(action=Action.STUDY_CREATED, actor=owner, obj=study, after=_design_fields(study))
     return study
+
+
+def _design_fields(
+    study: Study, names: Iterable[str] = ("title", "instructions", "consent_text", "config", "seed")
+) -> dict:
+    """The design values an audit event records (the item list is in the pool summary)."""
+    return {name: getattr(study, name) for name in names}
 
 
 @transaction.atomic
@@ -209,9 +219,11 @@ def study_update(*, study: Study, rebuild_pool: bool = True, **fields: Any) -> S
         raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
     if "config" in fields:
         fields["config"] = protocol.config_with_defaults(fields["config"])
+    before = _design_fields(study, fields)
     for key, value in fields.items():
         setattr(study, key, value)
     study.save()
+    event_record(action=Action.STUDY_UPDATED, obj=study, before=before, after=_design_fields(study, fields))
     if rebuild_pool and ({"config", "seed"} & set(fields)):
         study_build_pool(study=study)
     return study
@@ -317,6 +329,7 @@ def study_open(*, study: Study, override_leaks: bool = False) -> Study:
     study.opened_at = timezone.now()
     study.config_sha256 = study_design_sha256(study)
     study.save(update_fields=["config", "status", "opened_at", "config_sha256"])
+    event_record(action=Action.STUDY_OPENED, obj=study, after={"config_sha256": study.config_sha256})
     return study
 
 
@@ -325,9 +338,11 @@ def study_close(*, study: Study) -> Study:
     study = Study.objects.select_for_update().get(pk=study.pk)
     if study.status == Study.Status.CLOSED:
         return study
+    before = {"status": study.status}
     study.status = Study.Status.CLOSED
     study.closed_at = timezone.now()
     study.save(update_fields=["status", "closed_at"])
+    event_record(action=Action.STUDY_CLOSED, obj=study, before=before, after={"status": study.status})
     return study
 
 
@@ -350,13 +365,16 @@ def study_copy(*, study: Study, owner: AbstractBaseUser, title: str | None = Non
         ]
     )
     copy.conditions.set(study.conditions.all())
+    event_record(action=Action.STUDY_CREATED, actor=owner, obj=copy, after={"copied_from": study.pk})
     return copy
 
 
+@transaction.atomic
 def study_share(*, study: Study, user: AbstractBaseUser) -> None:
     """Collaborators see the study and its results; sharing is not part of the frozen design."""
-    if user.pk != study.owner_id:
+    if user.pk != study.owner_id and not study.collaborators.filter(pk=user.pk).exists():
         study.collaborators.add(user)
+        event_record(action=Action.COLLABORATOR_ADDED, obj=study, after={"user_id": user.pk})
 
 
 def study_verify_frozen(*, study: Study) -> bool:
@@ -401,6 +419,7 @@ def invitation_create(*, study: Study, count: int = 1, days: int = INVITATION_DA
     Invitation.objects.bulk_create(
         [Invitation(study=study, token_sha256=_token_sha256(t), expires_at=expires) for t in tokens]
     )
+    event_record(action=Action.INVITATION_CREATED, obj=study, after={"count": count, "expires_at": expires})
     return tokens
 
 
@@ -451,6 +470,13 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Assignment:
     inv.used_at = timezone.now()
     inv.used_by = user
     inv.save(update_fields=["used_at", "used_by"])
+    event_record(
+        action=Action.INVITATION_USED,
+        actor=user,
+        obj=inv,
+        study=inv.study_id,
+        after={"assignment": assignment.pk},
+    )
     return assignment
 
 
@@ -492,11 +518,15 @@ def assignment_create(*, study: Study, rater: AbstractBaseUser, seed: int | None
     return assignment
 
 
+@transaction.atomic
 def assignment_consent(*, assignment: Assignment) -> None:
     """Record the agreement once: when, and to what (the shown text's sha256 and its version)."""
     study = assignment.study
-    Assignment.objects.filter(pk=assignment.pk, consented_at__isnull=True).update(
+    if Assignment.objects.filter(pk=assignment.pk, consented_at__isnull=True).update(
         consented_at=timezone.now(),
         consent_sha256=hashlib.sha256(study.consent_text_shown().encode()).hexdigest(),
         consent_version=study.consent_version,
-    )
+    ):
+        event_record(
+            action=Action.CONSENT_GIVEN, actor=assignment.rater, obj=assignment, study=assignment.study_id
+        )

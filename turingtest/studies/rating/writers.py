@@ -33,6 +33,7 @@ from django.db.models.functions import Coalesce
 from turingtest.library.models import Condition
 from turingtest.studies.models import Assignment, Judgment, Presentation, TutorialAnswer
 from turingtest.studies.rating.turn import Answer, RaterTurn
+from turingtest.trail.services import Action, event_record
 
 
 class Writer(Protocol):
@@ -126,20 +127,30 @@ def judgment_edit(*, judgment: Judgment, answer: Answer, client_key: uuid.UUID, 
     after the score was shown. False when nothing changed.
     """
     code = None if answer.diagnosis in (None, "unsure") else answer.diagnosis
-    p = Presentation.objects.filter(pk=judgment.presentation_id).values("assignment_id", "position").get()
+    p = (
+        Presentation.objects.filter(pk=judgment.presentation_id)
+        .values("assignment_id", "position", "assignment__study_id")
+        .get()
+    )
     next_open = Presentation.objects.filter(
         assignment_id=p["assignment_id"], position=p["position"] + 1, answered_at__isnull=True
     )
-    return bool(
-        Judgment.objects.filter(pk=judgment.pk)
-        .filter(Exists(next_open))
-        .update(
-            client_key=client_key,
-            revision=judgment.revision + 1,
-            edited_at=now,
-            **_judgment_fields(answer, code),
+    fields = _judgment_fields(answer, code)
+    with transaction.atomic():
+        changed = bool(
+            Judgment.objects.filter(pk=judgment.pk)
+            .filter(Exists(next_open))
+            .update(client_key=client_key, revision=judgment.revision + 1, edited_at=now, **fields)
         )
-    )
+        if changed:  # the first answer is its own record; only a change leaves an audit event
+            event_record(
+                action=Action.JUDGMENT_CHANGED,
+                obj=judgment,
+                study=p["assignment__study_id"],
+                before={**{f: getattr(judgment, f) for f in fields}, "revision": judgment.revision},
+                after={**fields, "revision": judgment.revision + 1},
+            )
+    return changed
 
 
 def is_late(turn: RaterTurn, now: dt.datetime) -> bool:
