@@ -275,7 +275,7 @@ def study_new(request: HttpRequest) -> HttpResponse:
 @roles.researcher_required
 @require_http_methods(["GET", "POST"])
 def study_edit(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = _visible_study(request, study_id)
+    study = _managed_study(request, study_id)
     if study.is_frozen:
         messages.error(request, "This study is open or closed: its design is frozen. Copy it to change it.")
         return redirect("study-detail", study_id=study.pk)
@@ -332,7 +332,8 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
 
 
 def _managed_study(request: HttpRequest, study_id: int) -> Study:
-    """Opening, closing and inviting are for the owner and admins; collaborators only look."""
+    """Editing, opening, closing, inviting, sharing and leak audits are for the owner and admins;
+    collaborators only look (403), others get the 404 of ``_visible_study``."""
     study = _visible_study(request, study_id)
     if not study.is_managed_by(request.user):
         raise PermissionDenied("Only the study's owner can do this.")
@@ -384,6 +385,7 @@ def study_close(request: HttpRequest, study_id: int) -> HttpResponse:
 @roles.researcher_required
 @require_POST
 def study_copy(request: HttpRequest, study_id: int) -> HttpResponse:
+    # Looking is enough: the copy is a new draft owned by the requester; the original is untouched.
     study = _visible_study(request, study_id)
     copy = services.study_copy(study=study, owner=request.user)
     messages.success(request, "Copied as a new draft.")
