@@ -24,6 +24,13 @@ from turingtest.library.models import Condition, Image
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # what a PostgreSQL bigint holds
 
 
+def seed_check(seed: int) -> int:
+    """``seed`` if a study can store it, else ``ValueError`` (not a database error, a 500)."""
+    if not SEED_MIN <= seed <= SEED_MAX:
+        raise ValueError(f"seed {seed} is out of range: use a whole number from {SEED_MIN} to {SEED_MAX}")
+    return seed
+
+
 def new_pseudonym() -> str:
     return secrets.token_hex(6)
 

@@ -31,6 +31,7 @@ from turingtest.studies.models import (
     RaterProfile,
     Study,
     StudyItem,
+    seed_check,
 )
 
 INVITATION_DAYS = 14
@@ -192,7 +193,7 @@ def study_create(
         instructions=instructions,
         consent_text=consent_text,
         config=full,
-        seed=new_seed() if seed is None else seed,
+        seed=new_seed() if seed is None else seed_check(seed),
     )
     study_build_pool(study=study)
     return study
@@ -209,6 +210,8 @@ def study_update(*, study: Study, rebuild_pool: bool = True, **fields: Any) -> S
         raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
     if "config" in fields:
         fields["config"] = protocol.config_with_defaults(fields["config"])
+    if "seed" in fields:
+        seed_check(fields["seed"])
     for key, value in fields.items():
         setattr(study, key, value)
     study.save()

@@ -7,10 +7,10 @@ Views are short: an access helper that raises 404/403, a form, one service call.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -204,8 +204,14 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
                 services.invitation_accept(token=token, user=user)
         except services.InvitationInvalid as exc:
             return _invitation_invalid(request, exc)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("rate-consent", study_id=invitation.study_id)
+        except IntegrityError:
+            # A concurrent registration took the email between the form's check and the insert.
+            if not get_user_model().objects.filter(username=form.cleaned_data["email"]).exists():
+                raise
+            form.add_error("email", form.EMAIL_TAKEN)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("rate-consent", study_id=invitation.study_id)
     login_url = reverse("login") + "?next=" + reverse("invite", args=[token])
     return render(
         request, "studies/invite.html", {"study": invitation.study, "form": form, "login_url": login_url}
