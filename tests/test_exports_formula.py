@@ -109,11 +109,11 @@ def test_the_data_dictionary_documents_the_rule():
 
 
 def test_the_reports_tidy_csv_neutralises_text_and_keeps_negative_numbers(hostile):
-    Condition.objects.filter(code="MEL").update(code="=cmd|' /C calc'!A0")
+    Condition.objects.filter(code="MEL").update(code="=cmd|'/C'!A0")
     RaterProfile.objects.filter(user=hostile.raters[0]).update(pseudonym="@evil")
     rows = _rows(render_csv(reports.build(hostile.study, n_boot=50)).encode())
     subjects = {r["subject"] for r in rows}
-    assert "'=cmd|' /C calc'!A0" in subjects and "'@evil" in subjects
+    assert "'=cmd|'/C'!A0" in subjects and "'@evil" in subjects
     assert not any(r[k].startswith(("=", "+", "@")) for r in rows for k in r)
     negative = [r for r in rows if r["value"].startswith("-")]
     assert negative, "some statistic of this study is negative"

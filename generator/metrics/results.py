@@ -248,7 +248,7 @@ def format_table(result: FidelityResult) -> str:
 
 
 def _csv_text(value: str) -> str:
-    # OWASP's CSV-injection rule, as turingtest.csvsafe applies it (generator imports no turingtest):
+    # OWASP's CSV-injection rule, the platform's csvsafe rule (this package imports no platform code):
     # a condition name a spreadsheet would run as a formula gets a quote prefix.
     return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r", "'")) else value
 
