@@ -266,3 +266,125 @@ def test_a_patient_id_too_long_for_the_column_is_a_bad_row_not_a_failed_import(t
     (tmp_path / "m.csv").write_text(f"image,condition,patient_id\nok.png,MEL,P1\nlong.png,MEL,{'x' * 70}\n")
     out, err = _run(str(tmp_path / "m.csv"))
     assert "imported 1" in out and "line 3: patient_id 'xxxxxxxxxxxxxxxxxxxx'… is longer than 64" in err
+
+
+# --- uploaded zips: bombs refused before extraction, the upload deleted once finished --------
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _photo_bytes(seed: int) -> bytes:
+    out = io.BytesIO()
+    PILImage.fromarray(np.random.default_rng(seed).integers(90, 220, (40, 40, 3), dtype=np.uint8)).save(
+        out, "PNG"
+    )
+    return out.getvalue()
+
+
+def _job(data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from turingtest.library.models import ImportJob
+
+    job = ImportJob.objects.create(format="auto")
+    job.archive.save("upload.zip", SimpleUploadedFile("upload.zip", data))
+    return job
+
+
+def _nothing_extracted(monkeypatch) -> None:
+    from turingtest.library import archives
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a member was extracted")
+
+    monkeypatch.setattr(archives, "_copy_counted", refuse)
+
+
+def test_a_highly_compressible_member_is_refused_before_anything_is_extracted(taxonomy, media, monkeypatch):
+    bomb = _zip(
+        {"a.png": _photo_bytes(1), "m.csv": b"image,condition\na.png,NEV\n", "pad.bin": bytes(3 << 20)}
+    )
+    job = _job(bomb)
+    name = job.archive.name
+    _nothing_extracted(monkeypatch)
+    job = imports.import_job_run(job=job)
+    assert job.status == "failed"
+    assert "'pad.bin' inflates" in job.error and "100:1 limit" in job.error and "zip bomb" in job.error
+    assert Image.objects.count() == 0
+    # Failed or not, the upload is gone; its sha256 stays on the job.
+    import hashlib
+
+    assert job.archive_sha256 == hashlib.sha256(bomb).hexdigest()
+    assert not job.archive.name and not default_storage.exists(name)
+
+
+def test_the_total_uncompressed_size_is_capped_by_the_setting(taxonomy, media, settings, monkeypatch):
+    members = {f"{i}.png": _photo_bytes(i) for i in range(3)}
+    members["m.csv"] = b"image,condition\n" + b"".join(f"{i}.png,NEV\n".encode() for i in range(3))
+    total = sum(len(v) for v in members.values())
+    settings.IMPORT_MAX_UNCOMPRESSED_BYTES = total - 1
+    _nothing_extracted(monkeypatch)
+    job = imports.import_job_run(job=_job(_zip(members)))
+    assert job.status == "failed" and f"inflate to {total} bytes" in job.error
+    assert "IMPORT_MAX_UNCOMPRESSED_BYTES" in job.error
+    monkeypatch.undo()
+    settings.IMPORT_MAX_UNCOMPRESSED_BYTES = total
+    job = imports.import_job_run(job=_job(_zip(members)))
+    assert (job.status, job.n_imported) == ("succeeded", 3), job.error
+    assert not job.archive.name and len(job.archive_sha256) == 64  # deleted after a success too
+
+
+def test_a_member_whose_header_lies_about_its_size_stops_the_extraction(tmp_path):
+    import zipfile
+
+    from turingtest.library import archives
+    from turingtest.library.store import LibraryError
+
+    data = bytearray(_zip({"pad.bin": bytes(300_000)}))
+    # Declare 1,000 bytes in the local and the central header (the real member inflates to 300,000).
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.index(signature) + offset
+        data[at : at + 4] = struct.pack("<I", 1000)
+    (tmp_path / "liar.zip").write_bytes(bytes(data))
+    assert zipfile.ZipFile(tmp_path / "liar.zip").infolist()[0].file_size == 1000
+    (tmp_path / "x").mkdir()
+    with pytest.raises(LibraryError, match="pad.bin"):
+        archives.archive_extract(
+            archive=tmp_path / "liar.zip", target=tmp_path / "x", max_bytes=10**6, max_ratio=100
+        )
+    assert (tmp_path / "x" / "pad.bin").stat().st_size <= 1000
+    # And the counting itself, for a stream that inflates past its header whatever zipfile does.
+    info = zipfile.ZipInfo("big.bin")
+    info.file_size, info.compress_size = 1000, 1000
+    with pytest.raises(LibraryError, match="inflates past"):
+        archives._copy_counted(io.BytesIO(bytes(5000)), io.BytesIO(), info=info, budget=10**6, max_ratio=100)
+
+
+def test_the_import_limits_come_from_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = "from django.conf import settings as s; print(s.IMPORT_MAX_UNCOMPRESSED_BYTES, s.IMPORT_MAX_COMPRESSION_RATIO)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORT_MAX_")}
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    run = [sys.executable, "-c", f"import django; django.setup(); {code}"]
+    assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.split() == [
+        str(4 * 1024**3),
+        "100",
+    ]
+    env["IMPORT_MAX_UNCOMPRESSED_BYTES"] = "12345"
+    assert (
+        subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.split()[0] == "12345"
+    )
+    env["IMPORT_MAX_UNCOMPRESSED_BYTES"] = "lots"
+    failed = subprocess.run(run, env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "IMPORT_MAX_UNCOMPRESSED_BYTES must be an integer" in failed.stderr

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from tests.factories import RaterFactory, ResearcherFactory, library_images, open_study, rater_for
+from turingtest.core import roles
 from turingtest.studies import services
 from turingtest.studies.models import Assignment, Presentation, Study
 
@@ -95,7 +96,8 @@ def test_an_invitation_for_a_rater_already_in_the_study_stays_unused():
 
 def test_visibility_queryset_matches_is_visible_to_and_only_owner_and_admins_manage():
     owner, collaborator, stranger = ResearcherFactory(), ResearcherFactory(), ResearcherFactory()
-    admin = ResearcherFactory(is_staff=True)
+    admin = ResearcherFactory()
+    roles.add_to_role(admin, roles.ADMINS)  # the admins group holds view_all_studies
     study = open_study(owner=owner)
     study.collaborators.add(collaborator)
     cases = ((owner, True, True), (collaborator, True, False), (stranger, False, False), (admin, True, True))

@@ -358,3 +358,15 @@ if os.environ.get("CACHE_URL", "").startswith("redis://"):
         "LOCATION": os.environ["CACHE_URL"],
     }
 AXES_VERBOSE = False
+
+# --- Hardening (issue 14): bounded JSON bodies, import archive limits ---------------
+# JSON bodies over DATA_UPLOAD_MAX_MEMORY_SIZE or nested too deeply are a 400, not a 500.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "turingtest.core.parsers.BoundedJSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
+# An uploaded import zip may inflate to at most this many bytes in all (default 4 GiB) and
+# no member may inflate more than IMPORT_MAX_COMPRESSION_RATIO times its compressed size.
+IMPORT_MAX_UNCOMPRESSED_BYTES = envint("IMPORT_MAX_UNCOMPRESSED_BYTES", 4 * 1024**3)
+IMPORT_MAX_COMPRESSION_RATIO = envint("IMPORT_MAX_COMPRESSION_RATIO", 100)

@@ -247,8 +247,14 @@ def format_table(result: FidelityResult) -> str:
     return "\n".join(lines)
 
 
+def _csv_text(value: str) -> str:
+    # OWASP's CSV-injection rule, the platform's csvsafe rule (this package imports no platform code):
+    # a condition name a spreadsheet would run as a formula gets a quote prefix.
+    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r", "'")) else value
+
+
 def write_per_condition_csv(result: FidelityResult, path: str | Path) -> None:
-    """Per-condition rows (plus ``overall``) to CSV, written atomically."""
+    """Per-condition rows (plus ``overall``) to CSV, written atomically; names formula-safe."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     fields = [f for f in SetMetrics.__dataclass_fields__ if f != "notes"]
@@ -257,6 +263,11 @@ def write_per_condition_csv(result: FidelityResult, path: str | Path) -> None:
         writer.writerow(["condition", *fields, "extractor_name", "extractor_sha256"])
         for name, m in [("overall", result.overall), *sorted(result.per_condition.items())]:
             writer.writerow(
-                [name, *(getattr(m, f) for f in fields), result.extractor_name, result.extractor_sha256]
+                [
+                    _csv_text(name),
+                    *(getattr(m, f) for f in fields),
+                    _csv_text(result.extractor_name),
+                    result.extractor_sha256,
+                ]
             )
     os.replace(tmp, path)

@@ -29,6 +29,9 @@ Conventions (also in the data dictionary and the package README):
   a judgment on a tutorial presentation, should one exist, is excluded as well.
 - Booleans are ``true``/``false``, timestamps ISO 8601 in UTC with microseconds and a ``Z``,
   missing values and empty text are empty fields.
+- CSV text cells that a spreadsheet would run as a formula (leading ``=``, ``+``, ``-``, ``@``,
+  tab, carriage return, or a quote) get a ``'`` prefix (``turingtest.csvsafe``); numeric
+  columns and JSON Lines are verbatim.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
+from turingtest.csvsafe import NOTE as FORMULA_NOTE
+from turingtest.csvsafe import csv_text
 from turingtest.studies.models import Judgment, Study
 
 _P = "presentation"
@@ -291,7 +293,7 @@ def judgment_queryset(study: Study, *, identities: bool = False):
 _KIND_TEXT = {
     "int": "integer",
     "float": "decimal number",
-    "text": "text",
+    "text": "text (formula-safe: a leading = + - @ tab CR or ' gets a ' prefix in CSV)",
     "bool": "true/false",
     "datetime": "ISO 8601 UTC timestamp",
     "json": "JSON text",
@@ -312,7 +314,9 @@ def data_dictionary_csv(*, identities: bool = False) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["column", "type", "description"], lineterminator="\n")
     writer.writeheader()
-    writer.writerows(data_dictionary_rows(identities=identities))
+    writer.writerows(
+        {k: csv_text(v) for k, v in row.items()} for row in data_dictionary_rows(identities=identities)
+    )
     return out.getvalue()
 
 
@@ -322,6 +326,8 @@ def data_dictionary_markdown(*, identities: bool = False) -> str:
         "",
         "One row per judgment (tutorial answers excluded), ordered by rater run then position.",
         "Booleans are `true`/`false`; timestamps ISO 8601 UTC; missing values are empty.",
+        "",
+        f"Formula-safe text (CSV only): {FORMULA_NOTE}",
         "",
         "| column | type | description |",
         "|---|---|---|",

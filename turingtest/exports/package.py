@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from turingtest import reports
+from turingtest.csvsafe import NOTE as FORMULA_NOTE
 from turingtest.exports.columns import data_dictionary_csv, data_dictionary_markdown
 from turingtest.exports.raters import raters_csv, raters_dictionary_csv, raters_dictionary_markdown
 from turingtest.exports.writers import iter_audit_csv, iter_export
@@ -71,6 +72,7 @@ Files
 
 {ident}
 Booleans are true/false, timestamps ISO 8601 UTC, missing values are empty fields.
+{FORMULA_NOTE}
 """
 
 

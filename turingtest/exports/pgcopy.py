@@ -1,6 +1,7 @@
 """The fast CSV writer: PostgreSQL ``COPY (SELECT …) TO STDOUT`` streamed from a thread.
 
-The server formats every value (the outer select mirrors the Python writer's text), so
+The server formats every value (the outer select mirrors the Python writer's text, formula
+neutralisation of text cells included: ``turingtest.csvsafe``), so
 the export runs at COPY speed; ``iter_copy`` hands ~1 MiB chunks through a small bounded
 queue to the generator the response iterates.
 """
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 from django.db import connection
 
+from turingtest.csvsafe import SQL_FORMULA_START, SQL_PREFIX
 from turingtest.exports.columns import Column, columns, judgment_queryset
 from turingtest.studies.models import Study
 
@@ -29,7 +31,12 @@ def _sql_format(c: Column) -> str:
     elif c.kind == "datetime":
         expr = f"""to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
     elif c.kind == "text":
-        expr = f"NULLIF({col}::text, '')"
+        # csvsafe.csv_text in SQL: a leading formula character gets a quote (CSV injection).
+        text = f"{col}::text"
+        expr = (
+            f"CASE WHEN left({text}, 1) IN {SQL_FORMULA_START} THEN {SQL_PREFIX} || {text} "
+            f"ELSE NULLIF({text}, '') END"
+        )
     else:
         expr = col
     return f'{expr} AS "{c.name}"'

@@ -7,16 +7,17 @@ requests; ``write_atomic`` puts chunks into a file without leaving a partial one
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from turingtest.csvsafe import csv_text
 from turingtest.exports.columns import audit_columns, columns, judgment_queryset
 from turingtest.exports.pgcopy import copy_sql, iter_copy, uses_copy
 from turingtest.studies.models import Study
@@ -53,6 +54,8 @@ def _csv_value(kind: str, v: Any) -> str:
         return _fmt_float(v)
     if kind == "json":
         return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if kind == "text":
+        return csv_text(str(v))  # never a spreadsheet formula (JSON Lines stays verbatim)
     return str(v)
 
 
@@ -73,37 +76,33 @@ def _json_value(kind: str, v: Any) -> Any:
     return str(v) if str(v) != "" else None
 
 
-class _LineBuffer:
-    """csv.writer target that hands back what was written since the last take()."""
+_NEEDS_QUOTES = re.compile(r'[",\n\r]').search
 
-    def __init__(self) -> None:
-        self._parts: list[str] = []
 
-    def write(self, s: str) -> None:
-        self._parts.append(s)
+def _csv_field(text: str) -> str:
+    """One CSV field by PostgreSQL's rule (RFC 4180): quoted when it holds a comma, a quote, LF or CR.
 
-    def take(self) -> str:
-        out = "".join(self._parts)
-        self._parts.clear()
-        return out
+    ``csv.writer`` with ``"\n"`` line ends leaves a bare CR unquoted, which splits the row for
+    readers and differs from ``COPY``; so the fields are formatted here.
+    """
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES(text) else text
 
 
 def iter_csv_python(study: Study, *, identities: bool = False) -> Iterator[bytes]:
     """CSV from the ORM's chunked iterator, formatted in Python (any database)."""
     cols = columns(identities=identities)
     kinds = [c.kind for c in cols]
-    buf = _LineBuffer()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([c.name for c in cols])
+    parts = [",".join(_csv_field(c.name) for c in cols), "\n"]
     for n, row in enumerate(
         judgment_queryset(study, identities=identities).iterator(chunk_size=ITERATOR_CHUNK_ROWS)
     ):
-        writer.writerow([_csv_value(k, v) for k, v in zip(kinds, row)])
+        parts.append(",".join([_csv_field(_csv_value(k, v)) for k, v in zip(kinds, row)]))
+        parts.append("\n")
         if n % 256 == 255:
-            yield buf.take().encode()
-    tail = buf.take()
-    if tail:
-        yield tail.encode()
+            yield "".join(parts).encode()
+            parts.clear()
+    if parts:
+        yield "".join(parts).encode()
 
 
 def iter_jsonl(study: Study, *, identities: bool = False) -> Iterator[bytes]:
@@ -134,15 +133,15 @@ def iter_audit_csv(study: Study, *, identities: bool = False) -> Iterator[bytes]
     """The study's audit events as CSV (``AUDIT_COLUMNS``), oldest first; the client address
     only with identities."""
     cols = audit_columns(identities=identities)
-    buf = _LineBuffer()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([c.name for c in cols])
+    parts = [",".join(_csv_field(c.name) for c in cols), "\n"]
     rows = study_events(study_id=study.pk).values_list(*[c.expr for c in cols])
     for n, row in enumerate(rows.iterator(chunk_size=ITERATOR_CHUNK_ROWS)):
-        writer.writerow([_csv_value(c.kind, v) for c, v in zip(cols, row)])
+        parts.append(",".join([_csv_field(_csv_value(c.kind, v)) for c, v in zip(cols, row)]))
+        parts.append("\n")
         if n % 256 == 255:
-            yield buf.take().encode()
-    yield buf.take().encode()
+            yield "".join(parts).encode()
+            parts.clear()
+    yield "".join(parts).encode()
 
 
 def iter_export(

@@ -410,6 +410,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "format",
         "archive",
+        "archive_sha256",
         "manifest_name",
         "is_dry_run",
         "outcome",

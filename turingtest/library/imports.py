@@ -14,18 +14,19 @@ import os
 import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from PIL import ImageOps
 
 from turingtest.images import ImageError, NormalizedImage, normalize, open_image
+from turingtest.library.archives import archive_extract, file_copy_sha256
 from turingtest.library.models import Image, ImportJob
 from turingtest.library.store import ConditionLookup, LibraryError, files_delete, files_write, image_fields
 from turingtest.trail.services import Action, event_record
@@ -379,23 +380,6 @@ def _in_archive(reason: str, row: ImportRow, root: Path, archive_root: Path) -> 
     return reason if shown in reason else f"{shown}: {reason}"
 
 
-def _safe_extract(archive: Path, target: Path, *, max_bytes: int = 20 * 1024**3) -> None:
-    """Extract a zip refusing absolute/parent paths and archives that inflate past ``max_bytes``."""
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile:
-        raise LibraryError("the upload is not a zip archive") from None
-    with zf:
-        total = sum(info.file_size for info in zf.infolist())
-        if total > max_bytes:
-            raise LibraryError(f"the zip inflates to {total} bytes, more than the {max_bytes}-byte cap")
-        for info in zf.infolist():
-            dest = (target / info.filename).resolve()
-            if not str(dest).startswith(str(target.resolve()) + os.sep) and dest != target.resolve():
-                raise LibraryError(f"unsafe path in zip: {info.filename!r}")
-        zf.extractall(target)
-
-
 def _find_manifest(folder: Path, name: str) -> Path:
     if name:
         matches = [p for p in folder.rglob(Path(name).name) if p.is_file()]
@@ -424,10 +408,16 @@ def import_job_run(*, job: ImportJob) -> ImportJob:
     try:
         archive = workdir / "upload.zip"
         with job.archive.open("rb") as src, open(archive, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+            sha256 = file_copy_sha256(src, dst)
+        ImportJob.objects.filter(pk=job.pk).update(archive_sha256=sha256)
         extracted = workdir / "x"
         extracted.mkdir()
-        _safe_extract(archive, extracted)
+        archive_extract(
+            archive=archive,
+            target=extracted,
+            max_bytes=settings.IMPORT_MAX_UNCOMPRESSED_BYTES,
+            max_ratio=settings.IMPORT_MAX_COMPRESSION_RATIO,
+        )
         manifest = _find_manifest(extracted, job.manifest_name)
         # An uploaded manifest may only name files inside its own archive.
         report = images_import(
@@ -453,6 +443,9 @@ def import_job_run(*, job: ImportJob) -> ImportJob:
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    # Finished (succeeded or failed): the upload is not kept, only its sha256. A worker killed
+    # above never gets here, so the redelivered task still finds the archive.
+    _archive_delete(job)
     job.refresh_from_db()
     event_record(
         action=Action.IMPORT_FINISHED,
@@ -467,3 +460,12 @@ def import_job_run(*, job: ImportJob) -> ImportJob:
         },
     )
     return job
+
+
+def _archive_delete(job: ImportJob) -> None:
+    if job.archive.name:
+        try:
+            job.archive.storage.delete(job.archive.name)
+        except OSError:
+            logger.warning("import job %s: could not delete %s", job.pk, job.archive.name)
+    ImportJob.objects.filter(pk=job.pk).update(archive="")

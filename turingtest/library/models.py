@@ -368,7 +368,13 @@ class ImportJob(models.Model):
         FAILED = "failed", "Failed"
 
     format = models.CharField(max_length=16, default="auto")
-    archive = models.FileField(upload_to="imports/", max_length=200, blank=True)
+    archive = models.FileField(
+        upload_to="imports/",
+        max_length=200,
+        blank=True,
+        help_text="The uploaded zip; deleted once the import finishes (its sha256 is kept).",
+    )
+    archive_sha256 = models.CharField(max_length=64, blank=True, help_text="sha256 of the uploaded zip.")
     manifest_name = models.CharField(
         max_length=255, blank=True, help_text="Manifest path or name in the zip."
     )

@@ -2,7 +2,7 @@
 
 ``render(report, "json" | "csv" | "html")``. The HTML page prints the tables of
 ``tables.report_tables`` (the same tables the dashboard shows); the CSV is the long form
-of ``to_dict()``, one statistic per row.
+of ``to_dict()``, one statistic per row, its text cells formula-safe (``turingtest.csvsafe``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
+from turingtest.csvsafe import csv_cell
 from turingtest.reports.schema import StudyReport
 from turingtest.reports.tables import MISSING, Table, cell_text, report_tables
 
@@ -114,7 +115,8 @@ def render_csv(report: StudyReport) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for section, subject, stat, value in tidy_rows(report):
-        writer.writerow((section, subject, stat, "" if value is None else value))
+        # Text cells never become spreadsheet formulas; numbers (negative ones too) stay numbers.
+        writer.writerow([csv_cell(x) for x in (section, subject, stat, "" if value is None else value)])
     return buf.getvalue()
 
 

@@ -1,5 +1,6 @@
 """Access in the research app: a study's results are for those who may see the study
-(``Study.objects.visible_to``, the one rule), identities for admins only.
+(``Study.objects.visible_to``, the one rule), identities for holders of the
+``studies.export_identities`` permission only.
 
 Everything in the research app goes through these helpers, so a study someone may not
 see is a 404 everywhere (its existence is not confirmed).
@@ -25,7 +26,8 @@ def study_for(user: Any, study_id: int) -> Study:
 
 
 def may_export_identities(user: Any) -> bool:
-    return roles.is_admin(user)
+    """The explicit ``studies.export_identities`` permission; ``is_staff`` alone is not enough."""
+    return roles.may_export_identities(user)
 
 
 class IsResearcher(BasePermission):

@@ -27,14 +27,15 @@ from turingtest.studies.models import Study
 IDENTITIES_PARAM = OpenApiParameter(
     "identities",
     OpenApiTypes.BOOL,
-    description="Admins only: add rater usernames and e-mails (audited). Others get 403.",
+    description="Needs the export_identities permission: add rater usernames and e-mails (audited). "
+    "Others get 403.",
 )
 
 
 def _identities(request: Request) -> bool:
     wanted = request.query_params.get("identities", "").lower() in {"1", "true", "yes"}
     if wanted and not may_export_identities(request.user):
-        raise PermissionDenied("Only admins may export rater identities.")
+        raise PermissionDenied("Exporting rater identities needs the export_identities permission.")
     return wanted
 
 
@@ -46,7 +47,7 @@ def _mark_identities(response: Any, identities: bool, request: Request) -> None:
 
 
 class StudyListView(generics.ListAPIView):
-    """Studies the user owns or collaborates on (admins: all)."""
+    """Studies the user owns or collaborates on (holders of view_all_studies: all)."""
 
     permission_classes = [IsResearcher]
     serializer_class = StudySummarySerializer

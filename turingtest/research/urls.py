@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 from rest_framework.authtoken.views import obtain_auth_token
 
+from turingtest.core import converters  # noqa: F401 - registers <token:…>
 from turingtest.research import api, views
 
 urlpatterns = [
@@ -30,7 +31,7 @@ urlpatterns = [
         name="study-results-plot",
     ),
     path(
-        "studies/<int:study_id>/results/images/<str:token>",
+        "studies/<int:study_id>/results/images/<token:token>",
         views.study_results_image,
         name="study-results-image",
     ),

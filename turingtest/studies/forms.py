@@ -10,7 +10,7 @@ from django.db import transaction
 from turingtest.core import roles
 from turingtest.library.models import Condition
 from turingtest.studies import protocol
-from turingtest.studies.models import RaterProfile, Study
+from turingtest.studies.models import SEED_MAX, SEED_MIN, RaterProfile, Study
 
 
 class ConsentForm(forms.Form):
@@ -21,10 +21,13 @@ class RaterRegistrationForm(forms.Form):
     """A new rater: the email is the login; role and experience feed the statistics."""
 
     name = forms.CharField(max_length=150)
-    email = forms.EmailField()
+    # The email becomes the username: no longer than that column (else a database error, a 500).
+    email = forms.EmailField(max_length=get_user_model()._meta.get_field("username").max_length)
     password = forms.CharField(widget=forms.PasswordInput, strip=False, help_text="At least 8 characters.")
     role = forms.ChoiceField(choices=RaterProfile.Role.choices)
     years_experience = forms.IntegerField(min_value=0, max_value=70, label="Years of clinical experience")
+
+    EMAIL_TAKEN = "An account with this email exists: log in instead."
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
@@ -33,7 +36,7 @@ class RaterRegistrationForm(forms.Form):
             User.objects.filter(username__iexact=email).exists()
             or User.objects.filter(email__iexact=email).exists()
         ):
-            raise forms.ValidationError("An account with this email exists: log in instead.")
+            raise forms.ValidationError(self.EMAIL_TAKEN)
         return email
 
     def clean(self) -> dict:
@@ -171,7 +174,9 @@ class StudyForm(forms.Form):
     ask_confidence = forms.BooleanField(required=False, initial=True, label="Ask confidence (1–5)")
     ask_diagnosis = forms.BooleanField(required=False, label="Ask a diagnosis")
     ask_comment = forms.BooleanField(required=False, label="Allow a comment")
-    seed = forms.IntegerField(required=False, help_text="Blank: random (recorded).")
+    seed = forms.IntegerField(
+        required=False, min_value=SEED_MIN, max_value=SEED_MAX, help_text="Blank: random (recorded)."
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

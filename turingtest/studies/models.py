@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -27,6 +28,15 @@ DEFAULT_CONSENT = (
     "you can stop at any time."
 )
 
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # what a PostgreSQL bigint holds
+
+
+def seed_check(seed: int) -> int:
+    """``seed`` if a study can store it, else ``ValueError`` (not a database error, a 500)."""
+    if not SEED_MIN <= seed <= SEED_MAX:
+        raise ValueError(f"seed {seed} is out of range: use a whole number from {SEED_MIN} to {SEED_MAX}")
+    return seed
+
 
 def new_pseudonym() -> str:
     return secrets.token_hex(6)
@@ -38,14 +48,15 @@ def new_token() -> str:
 
 class StudyQuerySet(models.QuerySet):
     def visible_to(self, user) -> StudyQuerySet:
-        """The one rule of who sees a study: its owner, its collaborators and admins; nobody else.
+        """The one rule of who sees a study: its owner, its collaborators and admins (holders of
+        ``studies.view_all_studies``, see ``turingtest.core.roles``); nobody else.
 
         Every page, API and export that shows a study filters through this (``Study.is_visible_to``
         too), so a study someone may not see is a 404 everywhere and its existence is not confirmed.
         """
         if not user.is_authenticated:
             return self.none()
-        if roles.is_admin(user):
+        if roles.may_view_all_studies(user):
             return self.all()
         return self.filter(models.Q(owner=user) | models.Q(collaborators=user)).distinct()
 
@@ -87,7 +98,10 @@ class Study(models.Model):
     )
     config = models.JSONField(default=dict, blank=True)
     config_sha256 = models.CharField(max_length=64, blank=True)
-    seed = models.BigIntegerField(default=0)
+    # A PostgreSQL bigint: a larger seed is a validation error, not a "bigint out of range" 500.
+    seed = models.BigIntegerField(
+        default=0, validators=[MinValueValidator(SEED_MIN), MaxValueValidator(SEED_MAX)]
+    )
     created = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -111,6 +125,11 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-created"]
+        # Explicit, so ``is_staff`` alone grants neither (see turingtest.core.roles).
+        permissions = [
+            ("view_all_studies", "Can see and manage every study"),
+            ("export_identities", "Can export rater identities (usernames, e-mails)"),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -164,8 +183,9 @@ class Study(models.Model):
         return Study.objects.visible_to(user).filter(pk=self.pk).exists()
 
     def is_managed_by(self, user) -> bool:
-        """Opening, closing, inviting and sharing are for the owner and admins; collaborators only look."""
-        return bool(user.is_authenticated and (self.owner_id == user.pk or roles.is_admin(user)))
+        """Editing, opening, closing, inviting, sharing and leak audits are for the owner and admins;
+        collaborators only look."""
+        return bool(user.is_authenticated and (self.owner_id == user.pk or roles.may_view_all_studies(user)))
 
 
 class StudyItem(models.Model):

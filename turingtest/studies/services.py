@@ -32,6 +32,7 @@ from turingtest.studies.models import (
     RaterProfile,
     Study,
     StudyItem,
+    seed_check,
 )
 from turingtest.trail.services import Action, event_record
 
@@ -194,7 +195,7 @@ def study_create(
         instructions=instructions,
         consent_text=consent_text,
         config=full,
-        seed=new_seed() if seed is None else seed,
+        seed=new_seed() if seed is None else seed_check(seed),
     )
     study_build_pool(study=study)
     event_record(action=Action.STUDY_CREATED, actor=owner, obj=study, after=_design_fields(study))
@@ -219,6 +220,8 @@ def study_update(*, study: Study, rebuild_pool: bool = True, **fields: Any) -> S
         raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
     if "config" in fields:
         fields["config"] = protocol.config_with_defaults(fields["config"])
+    if "seed" in fields:
+        seed_check(fields["seed"])
     before = _design_fields(study, fields)
     for key, value in fields.items():
         setattr(study, key, value)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from turingtest.core import converters  # noqa: F401 - registers <token:…>
 from turingtest.studies import api, views, views_manage
 
 urlpatterns = [
@@ -9,12 +10,12 @@ urlpatterns = [
     path("api/rate/<int:study_id>/state", api.RateStateView.as_view(), name="rate-state"),
     path("api/rate/<int:study_id>/answers", api.RateAnswerView.as_view(), name="rate-answers"),
     # Rater pages
-    path("img/<str:token>", views.rate_image, name="rate-image"),
+    path("img/<token:token>", views.rate_image, name="rate-image"),
     path("rate/", views.rate_list, name="rate-list"),
     path("rate/<int:study_id>/", views.rate, name="rate"),
     path("rate/<int:study_id>/consent/", views.rate_consent, name="rate-consent"),
     path("rate/<int:study_id>/instructions/", views.rate_instructions, name="rate-instructions"),
-    path("invite/<str:token>/", views.invite, name="invite"),
+    path("invite/<token:token>/", views.invite, name="invite"),
     # Researcher pages
     path("studies/", views.study_list, name="study-list"),
     path("studies/new/", views.study_new, name="study-new"),

@@ -7,10 +7,10 @@ Views are short: an access helper that raises 404/403, a form, one service call.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -199,8 +199,14 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
                 services.invitation_accept(token=token, user=user)
         except services.InvitationInvalid as exc:
             return _invitation_invalid(request, exc)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("rate-consent", study_id=invitation.study_id)
+        except IntegrityError:
+            # A concurrent registration took the email between the form's check and the insert.
+            if not get_user_model().objects.filter(username=form.cleaned_data["email"]).exists():
+                raise
+            form.add_error("email", form.EMAIL_TAKEN)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("rate-consent", study_id=invitation.study_id)
     login_url = reverse("login") + "?next=" + reverse("invite", args=[token])
     return render(
         request, "studies/invite.html", {"study": invitation.study, "form": form, "login_url": login_url}
@@ -275,7 +281,7 @@ def study_new(request: HttpRequest) -> HttpResponse:
 @roles.researcher_required
 @require_http_methods(["GET", "POST"])
 def study_edit(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = _visible_study(request, study_id)
+    study = _managed_study(request, study_id)
     if study.is_frozen:
         messages.error(request, "This study is open or closed: its design is frozen. Copy it to change it.")
         return redirect("study-detail", study_id=study.pk)
@@ -337,7 +343,8 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
 
 
 def _managed_study(request: HttpRequest, study_id: int) -> Study:
-    """Opening, closing and inviting are for the owner and admins; collaborators only look."""
+    """Editing, opening, closing, inviting, sharing and leak audits are for the owner and admins;
+    collaborators only look (403), others get the 404 of ``_visible_study``."""
     study = _visible_study(request, study_id)
     if not study.is_managed_by(request.user):
         raise PermissionDenied("Only the study's owner can do this.")
@@ -389,6 +396,7 @@ def study_close(request: HttpRequest, study_id: int) -> HttpResponse:
 @roles.researcher_required
 @require_POST
 def study_copy(request: HttpRequest, study_id: int) -> HttpResponse:
+    # Looking is enough: the copy is a new draft owned by the requester; the original is untouched.
     study = _visible_study(request, study_id)
     copy = services.study_copy(study=study, owner=request.user)
     messages.success(request, "Copied as a new draft.")
