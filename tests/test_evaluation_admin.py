@@ -52,7 +52,7 @@ def test_a_finished_fidelity_run_shows_its_results_table_and_feature_space(admin
     baseline = run.result().baseline
     assert "two disjoint halves of the real set, split by patient" in html
     assert html.count("<em>real vs real</em>") == 1 + len(run.results["per_condition"])
-    assert f"{baseline.overall.fid:.4f}" in html
+    assert f"<td>{baseline.overall.fid:.4g}</td>" in html
     assert "(bootstrap)" in html  # how the KID std was computed
     assert "warning:</strong> only 6 real and 5 synthetic images (&lt; 20)" in html
     assert "FID: synthetic vs real (dark) beside real vs real (light)" in html  # the bar chart
@@ -156,6 +156,16 @@ def test_a_finished_augmentation_run_shows_its_arms_headline_null_check_and_plot
     head = report["headline"]["difference"]
     assert f"{head['value']:+.3f} [{head['ci_low']:.3f}, {head['ci_high']:.3f}]" in listing
     assert admin_client.get(reverse("admin:evaluation_augmentationrun_add")).status_code == 200
+    assert "css/evaluation-admin.css" in html  # the CSP forbids inline styles
+
+    # a failed null check is said so, and the headline box makes no claim
+    report["null_check"].update(passed=False, significant_gain=True)
+    AugmentationRun.objects.filter(pk=run.pk).update(results=report)
+    page = admin_client.get(
+        reverse("admin:evaluation_augmentationrun_change", args=[run.pk])
+    ).content.decode()
+    assert "Null check: copies vs oversample —\n      FAILED" in page
+    assert "No claim: the null check failed, so this setup credits noise." in page
     admin_client.logout()
     assert admin_client.get(url).status_code == 302  # to the admin login
 

@@ -161,6 +161,9 @@ class FidelityRunInline(admin.TabularInline):
 class _RunAdmin(admin.ModelAdmin):
     """Runs are records: nothing is edited after creation; "add" starts a computation."""
 
+    class Media:
+        css = {"all": ["css/evaluation-admin.css"]}
+
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 

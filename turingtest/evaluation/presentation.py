@@ -18,6 +18,7 @@ from turingtest.evaluation.models import AugmentationRun, FidelityRun
 
 # (key, label) of the fidelity metrics drawn as bars beside their baseline; lower is closer
 FIDELITY_BARS = (("fid", "FID"), ("kid_mean", "KID"))
+BAR_PX = 300  # the longest bar
 ARM_METRICS = (("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro-F1"), ("top1", "top-1"))
 PLOTS = (
     ("plots/headline.png", "headline and null check: paired differences with 95% CIs"),
@@ -35,6 +36,27 @@ def kid_text(m: dict[str, Any]) -> str:
     return text + (f" ({m['kid_std_method']})" if m.get("kid_std_method") else "")
 
 
+def _g(value: float | None, digits: int = 4) -> str:
+    # significant digits, not decimals: FID in a small feature space can be 0.0002
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def fidelity_cells(m: dict[str, Any], *, with_ms_ssim: bool = True) -> list[str]:
+    """One table row: n real, n synthetic, FID, KID ± std (method), precision, recall,
+    diversity ratio, MS-SSIM synthetic / real (not computed for the baseline)."""
+    ms_ssim = f"{_g(m.get('ms_ssim_fake'), 3)} / {_g(m.get('ms_ssim_real'), 3)}" if with_ms_ssim else "–"
+    return [
+        str(m["n_real"]),
+        str(m["n_fake"]),
+        _g(m.get("fid")),
+        kid_text(m),
+        _g(m.get("precision"), 3),
+        _g(m.get("recall"), 3),
+        _g(m.get("diversity_ratio"), 3),
+        ms_ssim,
+    ]
+
+
 def fidelity_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One group per set (overall, then each condition): the synthetic row and its baseline row."""
     baseline = result.get("baseline") or {}
@@ -46,8 +68,10 @@ def fidelity_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         groups.append(
             {
                 "name": name,
-                "m": {**m, "kid": kid_text(m)},
-                "baseline": None if b is None else {**b, "kid": kid_text(b)},
+                "m": m,
+                "cells": fidelity_cells(m),
+                "baseline": b,
+                "baseline_cells": None if b is None else fidelity_cells(b, with_ms_ssim=False),
             }
         )
     return groups
@@ -55,7 +79,8 @@ def fidelity_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def fidelity_bars(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per metric, bars of the synthetic value and the real-vs-real value for each set, scaled to
-    the metric's largest magnitude (KID may be slightly negative: drawn at its magnitude)."""
+    the metric's largest value. KID is unbiased and may be slightly negative when two sets
+    match: a negative value is drawn as an empty bar (as close as it gets), with its number."""
     charts = []
     for key, label in FIDELITY_BARS:
         pairs = [
@@ -63,17 +88,18 @@ def fidelity_bars(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for g in groups
             if g["m"].get(key) is not None
         ]
-        top = max([abs(v) for _, a, b in pairs for v in (a, b) if v is not None] or [0.0])
-        if not pairs or top == 0:
+        top = max([0.0, *(v for _, a, b in pairs for v in (a, b) if v is not None)])
+        if top <= 0:
             continue
-
         rows = [{"name": n, "synthetic": _bar(a, top), "real": _bar(b, top)} for n, a, b in pairs]
         charts.append({"label": label, "rows": rows})
     return charts
 
 
 def _bar(value: float | None, top: float) -> dict[str, Any] | None:
-    return None if value is None else {"value": value, "percent": round(100 * abs(value) / top, 1)}
+    if value is None:
+        return None
+    return {"text": _g(value), "px": max(1, round(BAR_PX * max(value, 0.0) / top))}
 
 
 def fidelity_results_html(run: FidelityRun) -> str:
@@ -165,8 +191,11 @@ def augmentation_context(report: dict[str, Any], file_url: Callable[[str], str])
     plots = [(rel, caption) for rel, caption in PLOTS if rel in files.get("plots", ())]
     links = [files[k] for k in ("html", "json") if files.get(k)] + list(files.get("models", ()))
     first = next(iter(arms.values()))
+    low = report["headline"]["difference"].get("ci_low")
     return {
         "report": report,
+        # as in the report's HTML: a gain is claimed only when its CI is above 0 and the null check passed
+        "headline_supported": low is not None and low > 0 and bool(report["null_check"]["passed"]),
         "n_test": first["test"]["n"],
         "headline": _verdict(report["headline"]),
         "null_check": _verdict(report["null_check"]),
