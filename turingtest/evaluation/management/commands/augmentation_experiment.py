@@ -13,6 +13,7 @@ from generator.augment import config_arguments, config_option_names
 from generator.options import comma_list
 from turingtest.evaluation import runs, services
 from turingtest.evaluation.models import AugmentationRun
+from turingtest.evaluation.presentation import interval_text
 from turingtest.evaluation.selection import EvaluationError, filter_parse
 from turingtest.evaluation.services import RUN_COLUMNS
 from turingtest.library.checkpoints import checkpoint_register
@@ -90,12 +91,14 @@ class Command(BaseCommand):
             raise CommandError(f"augmentation run {run.pk} failed: {run.error}")
         report = run.results
         for name, arm in report["arms"].items():
-            self.stdout.write(f"{name:20s} balanced accuracy {_interval(arm['test']['balanced_accuracy'])}")
+            self.stdout.write(
+                f"{name:20s} balanced accuracy {interval_text(arm['test']['balanced_accuracy'])}"
+            )
         self.stdout.write(f"headline: {report['headline']['claim']}")
         null = report["null_check"]
         self.stdout.write(
             f"null check ({null['arm']} − {null['comparator']}): {null['metric']} "
-            f"{_interval(null['difference'], signed=True)} — {'passed' if null['passed'] else 'FAILED'}"
+            f"{interval_text(null['difference'], signed=True)} — {'passed' if null['passed'] else 'FAILED'}"
         )
         if not null["passed"]:
             self.stdout.write(f"  {null['meaning']}")
@@ -109,15 +112,3 @@ class Command(BaseCommand):
                     shutil.copyfileobj(src, dst)
             self.stdout.write(f"copied the report into {out}")
         self.stdout.write(f"augmentation run {run.pk}")
-
-
-def _interval(cell: dict, *, signed: bool = False) -> str:
-    """``0.512 [0.401, 0.634]`` (``p = …`` for a difference); "n/a" where undefined."""
-    if cell.get("value") is None:
-        return "n/a"
-    text = f"{cell['value']:+.3f}" if signed else f"{cell['value']:.3f}"
-    if cell.get("ci_low") is not None:
-        text += f" [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
-    if cell.get("p_value") is not None:
-        text += f" p = {cell['p_value']:.3g}"
-    return text
