@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from turingtest.evaluation.presentation import fidelity_bars, fidelity_rows, interval_text, kid_text
+from turingtest.evaluation.presentation import (
+    arm_order,
+    fidelity_bars,
+    fidelity_rows,
+    interval_text,
+    kid_text,
+)
 
 
 def _metrics(**values) -> dict:
@@ -53,3 +59,12 @@ def test_intervals_read_as_value_ci_and_p():
     diff = {"value": 0.1, "ci_low": -0.05, "ci_high": 0.2, "p_value": 0.2}
     assert interval_text(diff, signed=True) == "+0.100 [-0.050, 0.200], p = 0.2"
     assert interval_text({"value": None}) == "–" and kid_text({"kid_mean": None}) == "–"
+
+
+def test_arms_keep_the_order_the_experiment_ran_them_in_even_when_jsonb_shuffled_the_keys():
+    # PostgreSQL's jsonb orders keys by length: this is how a stored report's arms come back
+    report = {
+        "config": {"arms": ["baseline", "oversample", "reweight", "synthetic", "copies"]},
+        "arms": {"copies": {}, "baseline": {}, "reweight": {}, "synthetic": {}, "oversample": {}},
+    }
+    assert arm_order(report) == ["baseline", "oversample", "reweight", "synthetic", "copies"]

@@ -144,9 +144,22 @@ def _verdict(block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def arm_order(report: dict[str, Any]) -> list[str]:
+    """The arms in the order the experiment ran them (``config.arms``): PostgreSQL's jsonb does
+    not keep the report's key order, so ``report["arms"]`` read back from a row may be shuffled."""
+    declared = [a for a in report["config"].get("arms") or () if a in report["arms"]]
+    return declared + sorted(set(report["arms"]) - set(declared))
+
+
 def augmentation_context(report: dict[str, Any], file_url: Callable[[str], str]) -> dict[str, Any]:
     """Template context of a version-2 report; ``file_url(relative name)`` links its files."""
-    arms = report["arms"]
+    order = arm_order(report)
+    arms = {name: report["arms"][name] for name in order}
+    rank = {name: k for k, name in enumerate(order)}
+    # synthetic vs each other arm first (what the headline picks from), then the rest by arm order
+    comparisons = sorted(
+        report["comparisons"].values(), key=lambda d: (d["b"] != "synthetic", rank[d["b"]], rank[d["a"]])
+    )
     arm_rows = [
         {
             "name": name,
@@ -164,7 +177,7 @@ def augmentation_context(report: dict[str, Any], file_url: Callable[[str], str])
             "cells": [interval_text(d[key], signed=True) for key, _ in ARM_METRICS],
             "significant": d["balanced_accuracy"].get("significant"),
         }
-        for d in report["comparisons"].values()
+        for d in comparisons
     ]
     condition_rows = []
     for code in report["classes"]:

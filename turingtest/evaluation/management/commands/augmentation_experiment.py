@@ -13,7 +13,7 @@ from generator.augment import config_arguments, config_option_names
 from generator.options import comma_list
 from turingtest.evaluation import runs, services
 from turingtest.evaluation.models import AugmentationRun
-from turingtest.evaluation.presentation import interval_text
+from turingtest.evaluation.presentation import arm_order, interval_text
 from turingtest.evaluation.selection import EvaluationError, filter_parse
 from turingtest.evaluation.services import RUN_COLUMNS
 from turingtest.library.checkpoints import checkpoint_register
@@ -90,10 +90,9 @@ class Command(BaseCommand):
         if run.status != AugmentationRun.Status.SUCCEEDED:
             raise CommandError(f"augmentation run {run.pk} failed: {run.error}")
         report = run.results
-        for name, arm in report["arms"].items():
-            self.stdout.write(
-                f"{name:20s} balanced accuracy {interval_text(arm['test']['balanced_accuracy'])}"
-            )
+        for name in arm_order(report):  # the row's jsonb does not keep the report's key order
+            cell = report["arms"][name]["test"]["balanced_accuracy"]
+            self.stdout.write(f"{name:20s} balanced accuracy {interval_text(cell)}")
         self.stdout.write(f"headline: {report['headline']['claim']}")
         null = report["null_check"]
         self.stdout.write(
