@@ -139,8 +139,11 @@ def preprocess(images: Sequence[Image.Image | str | Path], size: int) -> torch.T
     return t / 127.5 - 1.0
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random flips and 90° rotations: lesions have no canonical orientation."""
+def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random flips and 90° rotations of (B, C, H, W): lesions have no canonical orientation.
+
+    The classifier's standard training augmentation; the augmentation experiment's "copies"
+    null-check arm applies it once to duplicated images."""
     b = x.shape[0]
     flip_h = torch.rand(b, generator=gen) < 0.5
     flip_v = torch.rand(b, generator=gen) < 0.5
@@ -181,13 +184,16 @@ def train_classifier(
     augment: bool = True,
     progress: bool = True,
     desc: str = "train classifier",
+    class_weights: Sequence[float] | None = None,
 ) -> tuple[SkinClassifier, TrainHistory]:
     """Train a fresh :class:`SkinClassifier` with Adam and cross-entropy.
 
     Seeded end to end (initialisation, shuffling, augmentation and dropout draw from
     ``seed``), so two calls with the same inputs and seed on the same device give the
-    same weights — which the augmentation experiment relies on to make its two arms
+    same weights — which the augmentation experiment relies on to make its arms
     differ only in their training data. ``images`` may be a preprocessed tensor.
+    ``class_weights`` (one per condition, in ``config.conditions`` order) weight the
+    cross-entropy, e.g. inverse class frequencies for a class-reweighted loss.
     """
     config.validate()
     unknown = sorted(set(labels) - set(config.conditions))
@@ -201,6 +207,11 @@ def train_classifier(
     index = {c: i for i, c in enumerate(config.conditions)}
     y = torch.tensor([index[lbl] for lbl in labels], dtype=torch.long)
     dev = resolve_device(device)
+    weight = None
+    if class_weights is not None:
+        if len(class_weights) != len(config.conditions) or not all(w > 0 for w in class_weights):
+            raise ValueError(f"class_weights must be {len(config.conditions)} positive numbers")
+        weight = torch.tensor(list(class_weights), dtype=torch.float32, device=dev)
     torch.manual_seed(seed)
     model = SkinClassifier(config).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -220,10 +231,10 @@ def train_classifier(
                 idx = order[start - 1 : start + 1]
             xb = x[idx]
             if augment:
-                xb = _augment(xb, gen)
+                xb = augment_batch(xb, gen)
             xb, yb = xb.to(dev), y[idx].to(dev)
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            loss = F.cross_entropy(logits, yb, weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

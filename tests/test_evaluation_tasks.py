@@ -8,7 +8,7 @@ import pytest
 
 from tests.evaluation_data import batch_with_images, real_images
 from turingtest.evaluation import services, tasks
-from turingtest.evaluation.models import FidelityRun
+from turingtest.evaluation.models import AugmentationRun, FidelityRun
 
 FAST = {
     "kid_subsets": 5,
@@ -34,6 +34,23 @@ def test_calling_the_fidelity_task_twice_computes_once():
     assert tasks.compute_fidelity(run_pk=run.pk) == "succeeded"
     second = FidelityRun.objects.get(pk=run.pk)
     assert (second.started, second.finished, second.results) == (first.started, first.finished, first.results)
+    assert first.results["baseline"]["overall"]["n_real"] > 0  # the real-vs-real baseline is stored
+
+
+@pytest.mark.django_db
+def test_calling_the_augmentation_task_twice_trains_once():
+    real_images({"MEL": 8, "NEV": 8})
+    batch = batch_with_images({"NEV": 4})
+    config = {"image_size": 32, "width": 4, "depth": 2, "epochs": 1, "n_seeds": 2, "n_bootstrap": 10}
+    run = services.augmentation_run_create(
+        synthetic_batches=[batch], conditions=["NEV"], config=config, enqueue=False
+    )
+    assert tasks.run_augmentation(run_pk=run.pk) == "succeeded"
+    first = AugmentationRun.objects.get(pk=run.pk)
+    assert tasks.run_augmentation(run_pk=run.pk) == "succeeded"
+    second = AugmentationRun.objects.get(pk=run.pk)
+    assert (second.finished, second.report_prefix) == (first.finished, first.report_prefix)
+    assert first.results["version"] == 2 and first.null_check_passed() is not None
 
 
 @pytest.mark.services
@@ -50,6 +67,7 @@ def test_a_real_worker_computes_a_queued_fidelity_run(live_worker):
         time.sleep(0.5)
     assert run.status == FidelityRun.Status.SUCCEEDED, run.error or live_worker.log()
     assert run.results["overall"]["n_fake"] == 4
+    assert run.results["baseline"]["overall"]["fid"] is not None
 
 
 @pytest.mark.django_db

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from generator.augment import (
+    ALL_ARMS,
+    DEFAULT_ARMS,
     AugmentationConfig,
     PoolSource,
     grouped_split,
@@ -62,24 +64,29 @@ def test_mcnemar_exact_matches_the_binomial_by_hand():
     assert mcnemar_exact([True, False], [True, False])["p_value"] == 1.0
 
 
-def test_the_experiment_runs_end_to_end_on_procedural_data(tmp_path):
-    counts = {"MEL": 24, "NEV": 24, "VASC": 8}  # VASC is the rare one
-    images, labels, groups, ids = _procedural_set(counts, seed0=0)
-    syn_images, syn_labels, _, syn_ids = _procedural_set({"VASC": 12}, seed0=10_000)
-    pool = PoolSource({"VASC": [(im, {"id": i}) for im, i in zip(syn_images, syn_ids)]})
-    config = AugmentationConfig(
-        ratio=1.0,
+def _config(**overrides) -> AugmentationConfig:
+    settings = dict(
         image_size=SIZE,
         width=8,
         depth=3,
         epochs=3,
         batch_size=16,
-        n_bootstrap=100,
+        n_bootstrap=200,
+        n_seeds=2,
         seed=7,
         device="cpu",
         progress=False,
         test_fraction=0.3,
     )
+    return AugmentationConfig(**{**settings, **overrides})
+
+
+def test_the_experiment_runs_every_arm_with_every_seed_end_to_end(tmp_path):
+    counts = {"MEL": 24, "NEV": 24, "VASC": 8}  # VASC is the rare one
+    images, labels, groups, ids = _procedural_set(counts, seed0=0)
+    syn_images, syn_labels, _, syn_ids = _procedural_set({"VASC": 12}, seed0=10_000)
+    pool = PoolSource({"VASC": [(im, {"id": i}) for im, i in zip(syn_images, syn_ids)]})
+    config = _config(arms=ALL_ARMS, save_models="all")
     seen = []
     report = run_augmentation_experiment(
         images=images,
@@ -98,40 +105,72 @@ def test_the_experiment_runs_end_to_end_on_procedural_data(tmp_path):
     assert (
         vasc["added"] == vasc["requested"] == vasc["real_train"] == report["split"]["counts"]["VASC"]["train"]
     )
-    assert report["arms"]["augmented"]["n_train"] == report["arms"]["real_only"]["n_train"] + vasc["added"]
+    arms = report["arms"]
+    assert list(arms) == list(ALL_ARMS)
+    n_real = arms["baseline"]["n_train"]
+    # every image-adding arm adds exactly as many as the synthetic arm
+    for name in ("oversample", "synthetic", "copies"):
+        assert arms[name]["n_added"] == vasc["added"] and arms[name]["n_train"] == n_real + vasc["added"]
+    assert arms["synthetic_oversample"]["n_added"] == 2 * vasc["added"]
+    assert (
+        arms["reweight"]["n_train"] == n_real and arms["reweight"]["class_weights"][2] > 1
+    )  # VASC weighs more
 
-    # disjoint patient-grouped splits; both arms evaluated on the same test images
+    # disjoint patient-grouped split, one for every arm and seed
     split = report["split"]
     assert not set(split["train_ids"]) & set(split["test_ids"])
     assert not set(split["train_groups"]) & set(split["test_groups"])
     assert len(split["train_ids"]) + len(split["test_ids"]) == len(images)
-    train_patients = {groups[ids.index(i)] for i in split["train_ids"]}
-    assert not train_patients & {groups[ids.index(i)] for i in split["test_ids"]}
-    for arm in ("real_only", "augmented"):
-        test = report["arms"][arm]["test"]
-        assert test["n"] == len(split["test_ids"])
-        for metric in ("top1", "top3"):
+    assert report["statistics"]["training_seeds"] == [7, 8]
+    for name, arm in arms.items():
+        test = arm["test"]
+        assert test["n"] == len(split["test_ids"]) and test["n_seeds"] == 2
+        for metric in ("balanced_accuracy", "macro_f1", "top1", "top3"):
             assert 0 <= test[metric]["ci_low"] <= test[metric]["value"] <= test[metric]["ci_high"] <= 1
-        assert set(test["sensitivity"]) == set(counts)
-        assert len(report["arms"][arm]["history"]["loss"]) == 3
-        # the checkpoint is real, loads, and is the model the report describes
-        model, meta, sha = load_classifier(tmp_path / report["arms"][arm]["checkpoint"])
-        assert sha == report["arms"][arm]["checkpoint_sha256"]
-        assert meta["arm"] == arm and meta["n_train"] == report["arms"][arm]["n_train"]
-    assert report["arms"]["real_only"]["test"]["top3"]["value"] == 1.0  # only 3 classes: top-3 is trivial
-    mc = report["comparison"]["mcnemar_top1"]
-    assert mc["n"] == len(split["test_ids"]) and 0 <= mc["p_value"] <= 1
+            assert test[metric]["value"] == pytest.approx(np.mean(test["per_seed"][metric]))
+        assert set(test["sensitivity"]) == set(test["specificity"]) == set(counts)
+        assert "warning" in test["sensitivity"]["VASC"]  # 2 test images < min_count
+        assert [run["seed"] for run in arm["seeds"]] == [7, 8]
+        for run in arm["seeds"]:
+            assert len(run["history"]["loss"]) == 3
+            # every checkpoint is real, loads, and is the model the report describes
+            model, meta, sha = load_classifier(tmp_path / run["checkpoint"])
+            assert sha == run["checkpoint_sha256"] and (meta["arm"], meta["seed"]) == (name, run["seed"])
+    assert arms["baseline"]["test"]["top3"]["value"] == 1.0  # only 3 classes: top-3 is trivial
+
+    # the headline compares synthetic with the best non-synthetic arm; the null check sits beside it
+    head, null = report["headline"], report["null_check"]
+    non_synthetic = ["baseline", "oversample", "reweight", "copies"]
+    best = max(arms[a]["test"]["balanced_accuracy"]["value"] for a in non_synthetic)
+    assert head["comparator"] in non_synthetic
+    assert arms[head["comparator"]]["test"]["balanced_accuracy"]["value"] == best
+    assert head["comparison"] == f"synthetic_vs_{head['comparator']}" in report["comparisons"]
+    assert (null["arm"], null["comparator"], null["comparison"]) == (
+        "copies",
+        "oversample",
+        "copies_vs_oversample",
+    )
+    assert null["passed"] == (not null["significant_gain"])
+    diff = report["comparisons"]["synthetic_vs_baseline"]["balanced_accuracy"]
+    expected = (
+        arms["synthetic"]["test"]["balanced_accuracy"]["value"]
+        - arms["baseline"]["test"]["balanced_accuracy"]["value"]
+    )
+    assert diff["value"] == pytest.approx(expected) and 0 <= diff["p_value"] <= 1
     assert {h["condition"] for h in report["highlights"]} == {"VASC", "MEL"}  # rare + malignant
+    assert set(report["highlights"][0]["sensitivity"]) == set(ALL_ARMS)
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
-    # the files on disk
+    # the files on disk: every arm, every seed and the null check in the page
     on_disk = json.loads((tmp_path / "report.json").read_text())
-    assert (
-        on_disk["arms"]["augmented"]["checkpoint_sha256"] == report["arms"]["augmented"]["checkpoint_sha256"]
-    )
+    assert on_disk["null_check"] == report["null_check"]
     html = (tmp_path / "report.html").read_text()
-    assert "McNemar" in html and "plots/sensitivity.png" in html
-    assert (tmp_path / "plots" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Null check" in html and "copies − oversample" in html
+    for name in ALL_ARMS:
+        assert f"<td>{name}</td><td>7</td>" in html and f"<td>{name}</td><td>8</td>" in html
+    for plot in ("arms", "sensitivity", "headline", "training_loss"):
+        assert f"plots/{plot}.png" in html
+        assert (tmp_path / "plots" / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
 
     # seeded: the same call reproduces the same numbers and weights
     again = run_augmentation_experiment(
@@ -143,15 +182,42 @@ def test_the_experiment_runs_end_to_end_on_procedural_data(tmp_path):
         config=config,
         out_dir=tmp_path / "again",
     )
-    assert again["arms"]["augmented"]["test"] == report["arms"]["augmented"]["test"]
-    assert again["arms"]["real_only"]["checkpoint_sha256"] == report["arms"]["real_only"]["checkpoint_sha256"]
+    assert again["arms"]["synthetic"]["test"] == report["arms"]["synthetic"]["test"]
+    assert again["arms"]["copies"]["seeds"] == report["arms"]["copies"]["seeds"]
+
+
+def test_copies_give_no_significant_gain_over_oversampling_at_the_default_settings(tmp_path):
+    """The built-in null check on procedural data: repeated real images carry no information,
+    so with the default statistics (5 seeds, 1000 draws, ratio 1, default arms) the protocol
+    must not credit them with a gain over oversampling. The classifier is small but learns
+    (balanced accuracy well above chance), so the arms genuinely differ seed to seed."""
+    images, labels, groups, ids = _procedural_set({"MEL": 44, "NEV": 44, "VASC": 12}, seed0=0)
+    syn_images, _, _, syn_ids = _procedural_set({"VASC": 12}, seed0=10_000)
+    pool = PoolSource({"VASC": [(im, {"id": i}) for im, i in zip(syn_images, syn_ids)]})
+    defaults = AugmentationConfig()
+    config = _config(epochs=10, lr=5e-3, n_bootstrap=defaults.n_bootstrap, n_seeds=defaults.n_seeds, seed=0)
+    assert (config.arms, config.ratio, config.n_seeds) == (DEFAULT_ARMS, 1.0, 5)
+    report = run_augmentation_experiment(
+        images=images, labels=labels, groups=groups, ids=ids, synthetic=pool, config=config, out_dir=tmp_path
+    )
+    # the models learn (chance: 1/3), and giving VASC more weight helps — the effect copies must not beat
+    assert report["arms"]["baseline"]["test"]["balanced_accuracy"]["value"] > 0.45
+    assert report["arms"]["oversample"]["test"]["balanced_accuracy"]["value"] > 0.65
+    null = report["null_check"]
+    d = null["difference"]
+    assert null["passed"] and not null["significant_gain"]
+    assert d["ci_low"] < 0 < d["ci_high"] and d["p_value"] > 0.05
+    # the interval is honest about seeds: wider than the spread of the per-seed differences alone
+    per_seed = np.subtract(
+        report["arms"]["copies"]["test"]["per_seed"]["balanced_accuracy"],
+        report["arms"]["oversample"]["test"]["per_seed"]["balanced_accuracy"],
+    )
+    assert d["ci_high"] - d["ci_low"] > np.std(per_seed) > 0
 
 
 def test_the_experiment_rejects_an_unknown_chosen_condition(tmp_path):
     images, labels, groups, ids = _procedural_set({"MEL": 4, "NEV": 4}, seed0=0)
-    config = AugmentationConfig(
-        conditions=("SCC",), image_size=SIZE, width=4, depth=2, epochs=1, device="cpu"
-    )
+    config = _config(conditions=("SCC",), width=4, depth=2, epochs=1)
     with pytest.raises(ValueError, match="SCC"):
         run_augmentation_experiment(
             images=images,

@@ -23,11 +23,14 @@ from generator.metrics import (
     fid,
     frechet_distance,
     kernel_distance,
+    kernel_distance_estimate,
     mean_pairwise_distance,
     mmd2_unbiased,
     ms_ssim,
     precision_recall,
+    split_halves,
 )
+from generator.metrics import baseline as baseline_module
 
 
 @pytest.fixture(autouse=True)
@@ -130,6 +133,57 @@ def test_kernel_distance_caps_the_subset_size_and_is_seeded():
         kernel_distance(a[:1], b)
 
 
+def _brute_force_bootstrap_sd(a: np.ndarray, b: np.ndarray, n_draws: int, seed: int) -> float:
+    """The SD of unbiased MMD² over bootstrap resamples, the slow obvious way: resample each
+    set, then average the kernel over every pair of distinct *original* images, one by one."""
+    rng = np.random.default_rng(seed)
+
+    def k(x, y):
+        return (float(x @ y) / len(x) + 1.0) ** 3
+
+    def within(x, idx):
+        vals = [k(x[i], x[j]) for p, i in enumerate(idx) for q, j in enumerate(idx) if p != q and i != j]
+        return sum(vals) / len(vals)
+
+    values = []
+    for _ in range(n_draws):
+        ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
+        cross = sum(k(a[i], b[j]) for i in ia for j in ib) / (len(ia) * len(ib))
+        values.append(within(a, ia) + within(b, ib) - 2 * cross)
+    return float(np.std(values, ddof=1))
+
+
+def test_kid_std_of_small_sets_comes_from_a_bootstrap_and_matches_a_brute_force_one():
+    # 30 vs 30 with subset_size 1000: every subset would be the whole set, so the old std was ~1e-17
+    rng = np.random.default_rng(21)
+    a, b = rng.normal(size=(30, 4)), rng.normal(loc=0.4, size=(30, 4))
+    estimate = kernel_distance_estimate(a, b, n_subsets=300, subset_size=1000, seed=0)
+    assert estimate.std_method == "bootstrap" and estimate.n_draws == 300
+    assert estimate.mean == pytest.approx(mmd2_unbiased(a, b), rel=1e-12)  # the full sets' estimate
+    brute = _brute_force_bootstrap_sd(a, b, n_draws=300, seed=99)
+    assert estimate.std > 0.01
+    # two independent 300-draw bootstraps of one SD agree to within ~3 × 4% Monte Carlo error
+    assert estimate.std == pytest.approx(brute, rel=0.15)
+    assert kernel_distance(a, b, n_subsets=300, subset_size=1000, seed=0) == (estimate.mean, estimate.std)
+
+
+def test_kid_std_of_small_sets_is_close_to_the_true_sampling_sd():
+    # the SD of the estimate over fresh samples of 50 vs 50 from the two distributions
+    rng = np.random.default_rng(22)
+    draw = lambda: (rng.normal(size=(50, 8)), rng.normal(loc=0.3, size=(50, 8)))  # noqa: E731
+    true_sd = np.std([mmd2_unbiased(*draw()) for _ in range(300)])
+    stds = [kernel_distance(*draw(), n_subsets=200, subset_size=1000, seed=s)[1] for s in range(6)]
+    assert 0.7 * true_sd < np.median(stds) < 1.5 * true_sd
+
+
+def test_kid_uses_subsets_when_both_sets_are_larger_than_a_subset():
+    rng = np.random.default_rng(23)
+    a, b = rng.normal(size=(60, 4)), rng.normal(size=(70, 4))
+    estimate = kernel_distance_estimate(a, b, n_subsets=20, subset_size=40, seed=1)
+    assert (estimate.std_method, estimate.subset_size) == ("subsets", 40) and estimate.std > 0
+    assert kernel_distance_estimate(a, b, n_subsets=20, subset_size=60, seed=1).std_method == "bootstrap"
+
+
 # ---------------------------------------------------------- precision/recall
 
 
@@ -219,6 +273,75 @@ def test_a_condition_with_too_few_images_gets_notes_instead_of_numbers():
     assert b.fid is None and b.precision is None and b.notes
 
 
+def test_every_result_carries_a_real_vs_real_baseline_split_by_patient():
+    rng = np.random.default_rng(13)
+    real = np.vstack([rng.normal(size=(40, 4)), rng.normal(loc=3, size=(40, 4))])
+    labels = ["MEL"] * 40 + ["NEV"] * 40
+    groups = [f"p{i // 4}" for i in range(80)]  # four photos per patient
+    fake = rng.normal(loc=1.5, size=(50, 4))
+    result = compute_fidelity(
+        real_features=real,
+        fake_features=fake,
+        extractor_name="test",
+        extractor_sha256="d" * 64,
+        real_labels=labels,
+        fake_labels=["MEL"] * 25 + ["NEV"] * 25,
+        real_groups=groups,
+        kid_subsets=20,
+    )
+    base = result.baseline
+    assert base.method == baseline_module.SPLIT_BY_PATIENT
+    assert base.overall.n_real == base.overall.n_fake == 40  # whole patients, balanced halves
+    assert set(base.per_condition) == {"MEL", "NEV"}
+    # two halves of one real set are far closer than the real set and the shifted fakes
+    assert base.overall.fid < result.overall.fid / 5 and base.overall.kid_std_method == "bootstrap"
+    assert result.per_condition["MEL"].warning is None
+    assert FidelityResult.from_dict(json.loads(json.dumps(result.to_dict()))).baseline == base
+    # no labels, no groups: still a baseline, split by image
+    plain = compute_fidelity(
+        real_features=real, fake_features=fake, extractor_name="t", extractor_sha256="e" * 64
+    )
+    assert plain.baseline.method == baseline_module.SPLIT_BY_IMAGE and plain.baseline.overall.fid is not None
+    # a held-out real set replaces the split
+    held = compute_fidelity(
+        real_features=real,
+        fake_features=fake,
+        extractor_name="t",
+        extractor_sha256="e" * 64,
+        held_out_features=rng.normal(size=(30, 4)),
+    )
+    assert held.baseline.method == baseline_module.HELD_OUT and held.baseline.overall.n_fake == 30
+
+
+def test_the_real_split_never_puts_one_patient_on_both_sides():
+    groups = [f"p{i % 7}" for i in range(50)] + [None] * 5
+    a, b = split_halves(55, groups=groups, seed=3)
+    assert sorted([*a, *b]) == list(range(55))
+    assert not {groups[i] for i in a if groups[i]} & {groups[i] for i in b if groups[i]}
+    assert abs(len(a) - len(b)) <= 8  # at most one patient's images apart
+    assert np.array_equal(split_halves(55, groups=groups, seed=3)[0], a)
+    failures, attempted = doctest.testmod(baseline_module)
+    assert attempted >= 1 and failures == 0
+
+
+def test_per_condition_metrics_below_the_minimum_count_carry_a_warning():
+    rng = np.random.default_rng(14)
+    result = compute_fidelity(
+        real_features=rng.normal(size=(40, 3)),
+        fake_features=rng.normal(size=(40, 3)),
+        extractor_name="t",
+        extractor_sha256="f" * 64,
+        real_labels=["A"] * 30 + ["B"] * 10,
+        fake_labels=["A"] * 30 + ["B"] * 10,
+        kid_subsets=5,
+        min_count=20,
+    )
+    assert result.per_condition["A"].warning is None
+    assert "only 10 real and 10 synthetic" in result.per_condition["B"].warning
+    assert result.baseline.per_condition["B"].warning is not None  # 5 vs 5 real images
+    assert "! only 10 real" in metrics.format_table(result)
+
+
 def _result(name: str, sha: str, fid: float) -> FidelityResult:
     return FidelityResult(name, sha, 8, SetMetrics(n_real=10, n_fake=10, fid=fid))
 
@@ -287,8 +410,18 @@ def test_the_cli_trains_a_default_classifier_and_reports_overall_and_per_conditi
     assert report["extractor_sha256"] == metrics.file_sha256(clf)
     assert set(report["per_condition"]) == {"MEL", "NEV"}
     assert report["overall"]["n_real"] == 16 and report["overall"]["n_fake"] == 12
+    # the real-vs-real baseline: two halves of the 16 real images, overall and per condition
+    baseline = report["baseline"]
+    assert baseline["overall"]["n_real"] + baseline["overall"]["n_fake"] == 16
+    assert set(baseline["per_condition"]) == {"MEL", "NEV"}
+    assert report["per_condition"]["MEL"]["warning"].startswith("only 8 real and 6 synthetic")
     rows = out_csv.read_text().splitlines()
-    assert rows[0].startswith("condition,") and len(rows) == 4
+    assert rows[0].startswith("condition,") and len(rows) == 7
+    assert [r.split(",")[0] for r in rows[4:]] == [
+        "real-vs-real:overall",
+        "real-vs-real:MEL",
+        "real-vs-real:NEV",
+    ]
 
     # the saved classifier is then usable explicitly and gives the same numbers
     rc = metrics.main(

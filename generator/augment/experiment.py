@@ -1,4 +1,4 @@
-"""The experiment itself, in four steps: data, train an arm, evaluate, compare.
+"""The experiment itself, in steps: data, the arms, train each arm with each seed, evaluate, compare.
 
 :func:`run_augmentation_experiment` runs them in order; each step is a plain function of
 what the steps before it produced, so each can be read (and tested) on its own.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +17,18 @@ import numpy as np
 import torch
 from PIL import Image
 
+from generator.augment.arms import SYNTHETIC_ARMS, Arm, build_arms, train_arm
+from generator.augment.bootstrap import METHOD, ArmPredictions, predictions_of, seed_patient_bootstrap
 from generator.augment.config import AugmentationConfig
 from generator.augment.report import write_report
 from generator.augment.sources import ImageLike, SyntheticSource
-from generator.augment.stats import derived_seed, evaluate_arms, grouped_split, mcnemar_exact, outcomes_of
-from generator.classifier import (
-    ClassifierConfig,
-    predict_proba,
-    preprocess,
-    resolve_device,
-    save_classifier,
-    train_classifier,
-)
+from generator.augment.stats import derived_seed, grouped_split
+from generator.classifier import ClassifierConfig, predict_proba, preprocess, resolve_device
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+PRIMARY_METRIC = "balanced_accuracy"
+NULL_CHECK = ("oversample", "copies")  # (comparator, arm): copies must not beat oversampling
 Progress = Callable[[float, str], None]
-Outcomes = tuple[np.ndarray, np.ndarray]  # per test image: top-1 correct, top-3 correct
 
 
 @dataclass(frozen=True)
@@ -53,24 +49,14 @@ class ExperimentData:
     syn_report: dict[str, Any]  # per chosen condition: counts and provenance
 
 
-@dataclass
-class Arm:
-    """One of the two classifiers: its training labels, and once trained its history and file."""
-
-    name: str
-    labels: list[str]
-    history: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str = ""
-    checkpoint_sha256: str = ""
-
-
 @dataclass(frozen=True)
 class Evaluation:
-    """Step 3's result: both arms on the same real test images, and their paired comparison."""
+    """Step 4's result: every arm on the same real test images, and the paired comparisons."""
 
-    results: dict[str, Any]  # per arm: top-1, top-3 and per-condition sensitivity with CIs
-    difference: dict[str, Any]  # augmented minus real only, with CIs
-    mcnemar: dict[str, Any]  # exact test on the paired top-1 outcomes
+    results: dict[str, Any]  # per arm: summary metrics and per-condition metrics with CIs
+    comparisons: dict[str, Any]  # "<b>_vs_<a>": b − a with CIs, p-values, significance
+    headline: dict[str, Any]  # synthetic vs the best non-synthetic arm
+    null_check: dict[str, Any]  # copies vs oversampling
 
 
 def run_augmentation_experiment(
@@ -84,13 +70,13 @@ def run_augmentation_experiment(
     out_dir: str | Path,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the two-arm experiment on labelled real images and return the report dict.
+    """Run every arm with every training seed on labelled real images; return the report dict.
 
     ``groups`` are patient ids (``None``/empty entries: the image is its own group);
     ``ids`` name the images in the report (default: their index). Writes
-    ``report.json``, ``report.html``, ``plots/*.png``, ``model_real_only.pt`` and
-    ``model_augmented.pt`` into ``out_dir``. ``on_progress(fraction, message)`` is
-    called between stages (the platform stores it on the run's row).
+    ``report.json``, ``report.html``, ``plots/*.png`` and ``models/<arm>-seed<seed>.pt``
+    (see ``config.save_models``) into ``out_dir``. ``on_progress(fraction, message)`` is
+    called after each training (the platform stores it on the run's row).
     """
     config.validate()
     progress = on_progress or (lambda fraction, message: None)
@@ -107,27 +93,46 @@ def run_augmentation_experiment(
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
 
-    # step 2: both arms with identical seeds and settings, tested on the same real images
+    # step 2: the arms' training sets; step 3: every arm with the same training seeds
     cls_config = ClassifierConfig(tuple(data.classes), config.image_size, config.width, config.depth)
-    x_real = preprocess([images[i] for i in data.train_idx], config.image_size)
-    x_syn = preprocess(data.syn_images, config.image_size)
+    arms = build_arms(
+        x_real=preprocess([images[i] for i in data.train_idx], config.image_size),
+        train_labels=data.train_labels,
+        x_syn=preprocess(data.syn_images, config.image_size),
+        syn_labels=data.syn_labels,
+        classes=data.classes,
+        config=config,
+    )
     x_test = preprocess([images[i] for i in data.test_idx], config.image_size)
     y_test = np.array([data.classes.index(labels[i]) for i in data.test_idx])
-    arms = [Arm("real_only", data.train_labels), Arm("augmented", data.train_labels + data.syn_labels)]
-    outcomes: dict[str, Outcomes] = {}
-    for k, (arm, x) in enumerate(zip(arms, [x_real, torch.cat([x_real, x_syn])])):
-        model = train_arm(arm, x, cls_config=cls_config, config=config, device=device, out=out)
-        outcomes[arm.name] = outcomes_of(predict_proba(model, x_test), y_test)
-        progress(0.15 + 0.35 * (k + 1), f"trained {arm.name}")
+    seeds = training_seeds(config)
+    predictions: dict[str, ArmPredictions] = {}
+    total, done = len(arms) * len(seeds), 0
+    for arm in arms:
+        probs = []
+        for k, seed in enumerate(seeds):
+            save = config.save_models == "all" or (config.save_models == "first" and k == 0)
+            model = train_arm(
+                arm, seed=seed, save=save, cls_config=cls_config, config=config, device=device, out=out
+            )
+            probs.append(predict_proba(model, x_test))
+            done += 1
+            progress(0.15 + 0.75 * done / total, f"trained {arm.name} seed {seed} ({done}/{total})")
+        predictions[arm.name] = predictions_of(probs, y_test)
 
-    evaluation = evaluate(outcomes, y_test, data=data, config=config)
+    evaluation = evaluate(predictions, y_test, data=data, config=config)
     report = compare(
         data, arms, evaluation, y_test=y_test, config=config, cls_config=cls_config, device=device
     )
-    progress(0.9, "writing report")
+    progress(0.95, "writing report")
     report["files"] = write_report(report, out)
     progress(1.0, "done")
     return report
+
+
+def training_seeds(config: AugmentationConfig) -> list[int]:
+    """seed, seed + 1, …: seed index k trains every arm with the same seed (paired by seed)."""
+    return [config.seed + k for k in range(config.n_seeds)]
 
 
 def experiment_data(
@@ -211,54 +216,85 @@ def experiment_data(
     )
 
 
-def train_arm(
-    arm: Arm,
-    x: torch.Tensor,
-    *,
-    cls_config: ClassifierConfig,
-    config: AugmentationConfig,
-    device: torch.device,
-    out: Path,
-) -> torch.nn.Module:
-    """Step 2 — train one arm's classifier on ``x`` (N, 3, S, S) and save it beside the report."""
-    model, history = train_classifier(
-        x,
-        arm.labels,
-        cls_config,
-        desc=f"train {arm.name}",
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-        device=str(device),
-        progress=config.progress,
-    )
-    arm.history = asdict(history)
-    arm.checkpoint = f"model_{arm.name}.pt"
-    arm.checkpoint_sha256 = save_classifier(
-        out / arm.checkpoint,
-        model=model,
-        metadata={
-            "experiment": "augmentation",
-            "arm": arm.name,
-            "seed": config.seed,
-            "n_train": len(arm.labels),
-            "history": arm.history,
-        },
-    )
-    return model
+def comparison_pairs(arm_names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(a, b)`` pairs whose difference b − a the report shows: each synthetic arm vs each
+    non-synthetic arm (the headline picks the best of those), the null check, and every arm
+    vs the baseline (context, not the claim)."""
+    non_synthetic = [a for a in arm_names if a not in SYNTHETIC_ARMS]
+    pairs = [(a, s) for s in SYNTHETIC_ARMS if s in arm_names for a in non_synthetic]
+    pairs.append(NULL_CHECK)
+    pairs += [("baseline", a) for a in arm_names if a != "baseline"]
+    return list(dict.fromkeys(pairs))
 
 
 def evaluate(
-    outcomes: Mapping[str, Outcomes], y_test: np.ndarray, *, data: ExperimentData, config: AugmentationConfig
+    predictions: Mapping[str, ArmPredictions],
+    y_test: np.ndarray,
+    *,
+    data: ExperimentData,
+    config: AugmentationConfig,
 ) -> Evaluation:
-    """Step 3 — both arms on the same held-out real images, with patient-clustered CIs."""
-    test_groups = [data.groups[i] for i in data.test_idx]
-    results, difference = evaluate_arms(
-        outcomes, y_test, test_groups, data.classes, n_bootstrap=config.n_bootstrap, seed=config.seed
+    """Step 4 — every arm on the same held-out real images, CIs from the seed-and-patient
+    bootstrap (:mod:`generator.augment.bootstrap`); the headline compares the synthetic arm with
+    the best non-synthetic arm (highest balanced accuracy), the null check copies with oversampling."""
+    results, comparisons = seed_patient_bootstrap(
+        predictions,
+        y_test,
+        [data.groups[i] for i in data.test_idx],
+        data.classes,
+        comparisons=comparison_pairs(list(predictions)),
+        n_bootstrap=config.n_bootstrap,
+        seed=config.seed,
+        min_count=config.min_count,
     )
-    mcnemar = mcnemar_exact(outcomes["real_only"][0], outcomes["augmented"][0])
-    return Evaluation(results=results, difference=difference, mcnemar=mcnemar)
+    non_synthetic = [a for a in predictions if a not in SYNTHETIC_ARMS]
+    # ties go to the simpler arm (declaration order: baseline first)
+    best = max(
+        non_synthetic, key=lambda a: (results[a][PRIMARY_METRIC]["value"] or 0.0, -non_synthetic.index(a))
+    )
+
+    def verdict(key: str) -> dict[str, Any]:
+        diff = comparisons[key]
+        per_condition = {c: diff["sensitivity"][c] for c in data.chosen}
+        return {
+            "comparison": key,
+            "metric": PRIMARY_METRIC,
+            "difference": diff[PRIMARY_METRIC],
+            "significant": diff[PRIMARY_METRIC]["significant"],
+            "sensitivity_of_chosen": per_condition,
+        }
+
+    head = verdict(f"synthetic_vs_{best}")
+    d = head["difference"]
+    headline = {
+        "arm": "synthetic",
+        "comparator": best,
+        "comparator_chosen_by": f"highest {PRIMARY_METRIC} (point estimate) among {', '.join(non_synthetic)}",
+        **head,
+        "claim": (
+            f"synthetic − {best}: {PRIMARY_METRIC} {d['value']:+.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}], "
+            + ("significant" if head["significant"] else "not significant")
+        ),
+    }
+    null = verdict(f"{NULL_CHECK[1]}_vs_{NULL_CHECK[0]}")
+    gain = null["difference"]["ci_low"] is not None and null["difference"]["ci_low"] > 0
+    null_check = {
+        "arm": NULL_CHECK[1],
+        "comparator": NULL_CHECK[0],
+        **null,
+        "significant_gain": gain,
+        "passed": not gain,
+        "meaning": (
+            "copies (repeated real images, flipped/rotated once) carry no new information; "
+            + (
+                "they show a significant gain over oversampling, so this setup credits noise: "
+                "do not trust the headline"
+                if gain
+                else "they show no significant gain over oversampling, as they should"
+            )
+        ),
+    }
+    return Evaluation(results=results, comparisons=comparisons, headline=headline, null_check=null_check)
 
 
 def compare(
@@ -271,21 +307,21 @@ def compare(
     cls_config: ClassifierConfig,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Step 4 — compare: the report dict, with the rare, malignant and augmented conditions
-    highlighted side by side (the data the report files are drawn from)."""
-    results, difference, classes = evaluation.results, evaluation.difference, data.classes
+    """Step 5 — compare: the report dict, with the rare, malignant and augmented conditions
+    highlighted arm by arm (the data the report files are drawn from)."""
+    results, classes = evaluation.results, data.classes
+    head_key = evaluation.headline["comparison"]
     highlights = [
         {
             "condition": c,
             "rare": c in data.rare,
             "malignant": c in config.malignant,
             "augmented_with_synthetic": c in data.chosen,
-            "n_test": results["real_only"]["sensitivity"][c]["n"],
-            "real_only": results["real_only"]["sensitivity"][c],
-            "augmented": results["augmented"]["sensitivity"][c],
-            "difference": difference["sensitivity"][c],
+            "n_test": int(np.sum(y_test == k)),
+            "sensitivity": {arm.name: results[arm.name]["sensitivity"][c] for arm in arms},
+            "headline_difference": evaluation.comparisons[head_key]["sensitivity"][c],
         }
-        for c in classes
+        for k, c in enumerate(classes)
         if c in data.rare or c in config.malignant or c in data.chosen
     ]
     return {
@@ -298,7 +334,7 @@ def compare(
         "rare_conditions": data.rare,
         "malignant_conditions": [c for c in classes if c in config.malignant],
         "split": {
-            "method": "patient-grouped, stratified by condition",
+            "method": "patient-grouped, stratified by condition; the same split for every arm and seed",
             "train_ids": [data.ids[i] for i in data.train_idx],
             "test_ids": [data.ids[i] for i in data.test_idx],
             "train_groups": sorted({data.groups[i] for i in data.train_idx}),
@@ -308,18 +344,30 @@ def compare(
             },
         },
         "synthetic": data.syn_report,
+        "statistics": {
+            "method": METHOD,
+            "primary_metric": PRIMARY_METRIC,
+            "confidence": 0.95,
+            "n_bootstrap": config.n_bootstrap,
+            "n_seeds": config.n_seeds,
+            "training_seeds": training_seeds(config),
+            "n_test_patients": len({data.groups[i] for i in data.test_idx}),
+            "min_count": config.min_count,
+        },
         "arms": {
             arm.name: {
+                "description": arm.description,
                 "n_train": len(arm.labels),
-                "n_train_synthetic": len(arm.labels) - len(data.train_labels),
-                "history": arm.history,
-                "checkpoint": arm.checkpoint,
-                "checkpoint_sha256": arm.checkpoint_sha256,
+                "n_added": arm.n_added,
+                "class_weights": arm.class_weights,
+                "seeds": arm.runs,
                 "test": results[arm.name],
             }
             for arm in arms
         },
-        "comparison": {"augmented_minus_real_only": difference, "mcnemar_top1": evaluation.mcnemar},
+        "comparisons": evaluation.comparisons,
+        "headline": evaluation.headline,
+        "null_check": evaluation.null_check,
         "highlights": highlights,
         "environment": {
             "torch": torch.__version__,

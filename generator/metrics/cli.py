@@ -35,6 +35,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kid-subsets", type=int, default=100)
     parser.add_argument("--kid-subset-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--held-out",
+        default=None,
+        metavar="DIR",
+        help="real images held out from --real: the real-vs-real baseline compares --real with them "
+        "(default: two disjoint halves of --real)",
+    )
+    parser.add_argument(
+        "--min-count", type=int, default=20, help="per-condition rows from fewer images carry a warning"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--per-condition-csv", default=None, help="also write per-condition rows to this CSV")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -42,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         real_images, real_labels, _ = load_image_folder(args.real)
         fake_images, fake_labels, _ = load_image_folder(args.fake)
+        held_images, held_labels = (load_image_folder(args.held_out)[:2]) if args.held_out else (None, None)
         if args.inception_weights:
             args.extractor = f"inception:{args.inception_weights}"
         if args.extractor:
@@ -76,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             kid_subsets=args.kid_subsets,
             kid_subset_size=args.kid_subset_size,
             seed=args.seed,
+            held_out_images=held_images,
+            held_out_labels=held_labels,
+            min_count=args.min_count,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

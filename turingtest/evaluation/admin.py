@@ -14,24 +14,50 @@ The batch admin lives in ``turingtest/library/admin.py``; wire these in there wi
 from __future__ import annotations
 
 import json
+import mimetypes
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.loader import render_to_string
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from turingtest.core.admin_messages import job_message
 from turingtest.evaluation import services
 from turingtest.evaluation.forms import AugmentationRunForm, FidelityRunForm
 from turingtest.evaluation.models import AugmentationRun, FidelityRun
+from turingtest.evaluation.presentation import (
+    augmentation_report_html,
+    fidelity_results_html,
+    headline_text,
+    kid_text,
+    report_files,
+)
 from turingtest.evaluation.selection import EvaluationError
+
+__all__ = [
+    "AugmentationRunAdmin",
+    "FidelityRunAdmin",
+    "FidelityRunInline",
+    "compute_fidelity_for_batches",
+    "compute_fidelity_link",
+    "fidelity_results_html",
+]
 
 
 def _fmt(value, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
+
+
+def _beside_baseline(run: FidelityRun, key: str, digits: int = 4) -> str:
+    """``12.3 (4.56)``: the overall value with the real-vs-real baseline's in brackets."""
+    if not run.results:
+        return "–"
+    baseline = run.baseline_overall()
+    return f"{_fmt(run.overall().get(key), digits)} ({_fmt(baseline.get(key), digits) if baseline else 'no baseline'})"
 
 
 def _pretty_json(value) -> str:
@@ -54,17 +80,6 @@ def _progress(run) -> str:
 def _run_url(run) -> str:
     opts = run._meta
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[run.pk])
-
-
-def fidelity_results_html(run: FidelityRun) -> str:
-    """The results table (overall + per condition) of a finished run; used by both admins."""
-    if not run.results:
-        return run.error or f"{run.get_status_display()} ({round(100 * run.progress)}%)"
-    result = run.results
-    rows = [{"name": "overall", "m": result["overall"]}] + [
-        {"name": code, "m": m} for code, m in sorted(result["per_condition"].items())
-    ]
-    return render_to_string("evaluation/fidelity_results.html", {"result": result, "rows": rows})
 
 
 def compute_fidelity_link(batch) -> str:
@@ -103,6 +118,7 @@ class FidelityRunInline(admin.TabularInline):
         "precision",
         "recall",
         "diversity",
+        "warnings",
         "created",
     ]
     readonly_fields = fields
@@ -119,30 +135,39 @@ class FidelityRunInline(admin.TabularInline):
     def n_sets(self, run: FidelityRun) -> str:
         return f"{len(run.real_image_ids)} / {len(run.synthetic_image_ids)}"
 
-    @admin.display(description="FID")
+    @admin.display(description="FID (real vs real)")
     def fid(self, run: FidelityRun) -> str:
-        return _fmt(run.overall().get("fid"))
+        return _beside_baseline(run, "fid")
 
-    @admin.display(description="KID ± std")
+    @admin.display(description="KID ± std (real vs real)")
     def kid(self, run: FidelityRun) -> str:
-        o = run.overall()
-        return "–" if o.get("kid_mean") is None else f"{o['kid_mean']:.3g} ± {o['kid_std']:.2g}"
+        if not run.results:
+            return "–"
+        baseline = run.baseline_overall()
+        return f"{kid_text(run.overall())} ({kid_text(baseline) if baseline else 'no baseline'})"
 
-    @admin.display(description="precision")
+    @admin.display(description="precision (real vs real)")
     def precision(self, run: FidelityRun) -> str:
-        return _fmt(run.overall().get("precision"), 3)
+        return _beside_baseline(run, "precision", 3)
 
-    @admin.display(description="recall")
+    @admin.display(description="recall (real vs real)")
     def recall(self, run: FidelityRun) -> str:
-        return _fmt(run.overall().get("recall"), 3)
+        return _beside_baseline(run, "recall", 3)
 
-    @admin.display(description="diversity ratio")
+    @admin.display(description="diversity ratio (real vs real)")
     def diversity(self, run: FidelityRun) -> str:
-        return _fmt(run.overall().get("diversity_ratio"), 3)
+        return _beside_baseline(run, "diversity_ratio", 3)
+
+    @admin.display(description="warnings")
+    def warnings(self, run: FidelityRun) -> str:
+        return str(run.n_warnings()) if run.results else "–"
 
 
 class _RunAdmin(admin.ModelAdmin):
     """Runs are records: nothing is edited after creation; "add" starts a computation."""
+
+    class Media:
+        css = {"all": ["css/evaluation-admin.css"]}
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
@@ -158,7 +183,16 @@ class _RunAdmin(admin.ModelAdmin):
 
 @admin.register(FidelityRun)
 class FidelityRunAdmin(_RunAdmin):
-    list_display = ["id", "batch", "status", "extractor_name", "fid_display", "kid_display", "created"]
+    list_display = [
+        "id",
+        "batch",
+        "status",
+        "extractor_name",
+        "fid_display",
+        "baseline_fid_display",
+        "kid_display",
+        "created",
+    ]
     list_filter = ["status", "extractor_name"]
     list_select_related = ["batch"]
     readonly_fields = [
@@ -190,9 +224,13 @@ class FidelityRunAdmin(_RunAdmin):
     def fid_display(self, run: FidelityRun) -> str:
         return _fmt(run.overall().get("fid"))
 
-    @admin.display(description="KID")
+    @admin.display(description="FID real vs real")
+    def baseline_fid_display(self, run: FidelityRun) -> str:
+        return _fmt((run.baseline_overall() or {}).get("fid"))
+
+    @admin.display(description="KID ± std")
     def kid_display(self, run: FidelityRun) -> str:
-        return _fmt(run.overall().get("kid_mean"), 3)
+        return kid_text(run.overall())
 
     @admin.display(description="real images")
     def n_real(self, run: FidelityRun) -> int:
@@ -256,7 +294,16 @@ class FidelityRunAdmin(_RunAdmin):
 
 @admin.register(AugmentationRun)
 class AugmentationRunAdmin(_RunAdmin):
-    list_display = ["id", "status", "conditions", "ratio", "seed", "top1_display", "created"]
+    list_display = [
+        "id",
+        "status",
+        "conditions",
+        "ratio",
+        "seed",
+        "headline_display",
+        "null_check_display",
+        "created",
+    ]
     list_filter = ["status"]
     readonly_fields = [
         "status",
@@ -286,56 +333,39 @@ class AugmentationRunAdmin(_RunAdmin):
         "report_prefix",
     ]
 
-    @admin.display(description="top-1 real → augmented")
-    def top1_display(self, run: AugmentationRun) -> str:
-        if not run.results:
-            return "–"
-        arms = run.results["arms"]
-        return f"{arms['real_only']['test']['top1']['value']:.3f} → {arms['augmented']['test']['top1']['value']:.3f}"
+    @admin.display(description="headline Δ balanced accuracy [95% CI]")
+    def headline_display(self, run: AugmentationRun) -> str:
+        return headline_text(run.results) if run.results else "–"
+
+    @admin.display(description="null check", boolean=True)
+    def null_check_display(self, run: AugmentationRun) -> bool | None:
+        return run.null_check_passed()
 
     @admin.display(description="report")
     def report_display(self, run: AugmentationRun) -> str:
-        report = run.results
-        if not report:
-            return run.error or f"{run.get_status_display()} ({round(100 * run.progress)}%)"
-        arms, diff = report["arms"], report["comparison"]["augmented_minus_real_only"]
-        rows = [
-            {
-                "label": "top-1 accuracy",
-                "cells": [arms["real_only"]["test"]["top1"], arms["augmented"]["test"]["top1"], diff["top1"]],
-            },
-            {
-                "label": "top-3 accuracy",
-                "cells": [arms["real_only"]["test"]["top3"], arms["augmented"]["test"]["top3"], diff["top3"]],
-            },
-        ]
-        for code in report["classes"]:
-            tags = [
-                t
-                for t, on in (
-                    ("rare", code in report["rare_conditions"]),
-                    ("malignant", code in report["malignant_conditions"]),
-                )
-                if on
-            ]
-            label = f"sensitivity {code}" + (f" ({', '.join(tags)})" if tags else "")
-            rows.append(
-                {
-                    "label": label,
-                    "cells": [
-                        arms["real_only"]["test"]["sensitivity"][code],
-                        arms["augmented"]["test"]["sensitivity"][code],
-                        diff["sensitivity"][code],
-                    ],
-                }
-            )
-        links = [
-            (rel, default_storage.url(run.file_name(rel)))
-            for rel in ("report.html", "report.json", "model_real_only.pt", "model_augmented.pt")
-        ]
-        return render_to_string(
-            "evaluation/augmentation_results.html", {"report": report, "rows": rows, "links": links}
+        return augmentation_report_html(
+            run, lambda rel: reverse("admin:evaluation_augmentationrun_file", args=[run.pk, rel])
         )
+
+    def get_urls(self):
+        # report files (plots, report.html, models) through the admin: media is not served by
+        # Django, and these are for staff who may view the run, not for anyone with the URL
+        view = self.admin_site.admin_view(self.file_view)
+        return [
+            path("<int:pk>/files/<path:name>", view, name="evaluation_augmentationrun_file"),
+            *super().get_urls(),
+        ]
+
+    def file_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
+        run = get_object_or_404(AugmentationRun, pk=pk)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        if name not in report_files(run) or not default_storage.exists(run.file_name(name)):
+            raise Http404("not a file of this run's report")
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        response = FileResponse(default_storage.open(run.file_name(name), "rb"), content_type=content_type)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
         if not self.has_add_permission(request):
@@ -350,7 +380,11 @@ class AugmentationRunAdmin(_RunAdmin):
                 conditions=[c.strip() for c in data["conditions"].split(",") if c.strip()],
                 ratio=data["ratio"],
                 seed=data["seed"],
-                config={"epochs": data["epochs"], "image_size": data["image_size"]},
+                config={
+                    "n_seeds": data["n_seeds"],
+                    "epochs": data["epochs"],
+                    "image_size": data["image_size"],
+                },
                 user=request.user,
             )
 
@@ -361,8 +395,10 @@ class AugmentationRunAdmin(_RunAdmin):
             create,
             label="Augmentation run",
             title="Run the augmentation experiment",
-            explanation="Trains the compact classifier twice (real only; real + synthetic images of the chosen "
-            "conditions) on a patient-grouped split and compares both on the same held-out real images.",
+            explanation="Trains the compact classifier in every arm (baseline, oversampling, class-reweighting, "
+            "+ synthetic images of the chosen conditions, and the 'copies' null check), each with several training "
+            "seeds, on one patient-grouped split, and compares them on the same held-out real images. The headline "
+            "is synthetic vs the best non-synthetic arm, with CIs over test patients and training seeds.",
         )
 
 

@@ -43,6 +43,9 @@ class AugmentationRunForm(forms.Form):
     conditions = forms.CharField(required=False, help_text="Comma-separated codes; empty = the rarest.")
     ratio = forms.FloatField(initial=1.0, min_value=0.01)
     seed = forms.IntegerField(initial=0)
+    n_seeds = forms.IntegerField(
+        initial=5, min_value=2, help_text="Training seeds per arm; the CIs include their spread."
+    )
     epochs = forms.IntegerField(initial=10, min_value=1)
     image_size = forms.IntegerField(initial=64, min_value=16)
 

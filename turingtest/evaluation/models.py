@@ -93,12 +93,31 @@ class FidelityRun(EvaluationRun):
     def overall(self) -> dict:
         return (self.results or {}).get("overall", {})
 
+    def baseline_overall(self) -> dict | None:
+        """The real-vs-real metrics over all images; None for results stored before baselines."""
+        baseline = (self.results or {}).get("baseline")
+        return baseline["overall"] if baseline else None
+
+    def n_warnings(self) -> int:
+        """Rows (synthetic or baseline, overall or per condition) computed from too few images."""
+        results = self.results or {}
+        blocks = [results, results.get("baseline") or {}]
+        return sum(
+            1
+            for block in blocks
+            for m in [block.get("overall") or {}, *(block.get("per_condition") or {}).values()]
+            if m.get("warning")
+        )
+
 
 class AugmentationRun(EvaluationRun):
-    """Classifier trained on real images vs real + DermGAN images for chosen conditions.
+    """The augmentation experiment: a classifier trained in several arms (baseline, oversample,
+    reweight, + DermGAN images of chosen conditions, the "copies" null check), each with several
+    training seeds, on one patient-grouped split.
 
-    The report files (JSON, HTML, plots) and both models' checkpoints live in
-    storage under ``report_prefix``; ``results`` holds the report JSON itself.
+    The report files (JSON, HTML, plots) and the kept classifiers live in storage under
+    ``report_prefix``; ``results`` holds the report JSON itself (``version`` 2: arms, seeds,
+    ``headline``, ``null_check``, ``comparisons``, ``statistics``, ``files``).
     """
 
     real_filter = models.JSONField(default=dict, blank=True)
@@ -133,3 +152,11 @@ class AugmentationRun(EvaluationRun):
 
     def file_name(self, relative: str) -> str:
         return f"{self.report_prefix}/{relative}" if self.report_prefix else ""
+
+    def null_check_passed(self) -> bool | None:
+        """Whether copies showed no significant gain over oversampling; None without a v2 report.
+
+        A failed null check means the setup credits noise, so the headline is not to be trusted.
+        """
+        null = (self.results or {}).get("null_check")
+        return None if null is None else bool(null["passed"])

@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +27,13 @@ from turingtest.evaluation.selection import EvaluationError, images_ordered, pix
 from turingtest.library.models import Condition, Image
 
 if TYPE_CHECKING:
+    from generator.augment import AugmentationConfig
     from generator.metrics import FeatureExtractor
 
 logger = logging.getLogger(__name__)
 
 AUTO_CLASSIFIER = "classifier:auto"
+MIN_COUNT = 20  # per-condition fidelity rows from fewer images per set carry a warning
 
 
 def _claim(model: type[FidelityRun] | type[AugmentationRun], run_pk: int) -> bool:
@@ -195,36 +197,56 @@ def _fidelity(run: FidelityRun, workdir: Path) -> dict[str, Any]:
         kid_subset_size=int(cfg["kid_subset_size"]),
         seed=run.seed,
         ms_ssim_size=int(cfg["ms_ssim_size"]) or None,
+        # the real-vs-real baseline splits the real set in halves by patient, so one patient's
+        # near-identical photos cannot sit on both sides and flatter the baseline
+        real_groups=[im.patient_id or None for im in real],
+        min_count=int(cfg.get("min_count", MIN_COUNT)),  # runs stored before min_count existed
     )
     return {"results": result.to_dict()}
 
 
+def augmentation_config(
+    *, conditions: Sequence[str], ratio: float, seed: int, settings: dict[str, Any]
+) -> AugmentationConfig:
+    """A run's ``AugmentationConfig`` from its columns and stored settings (lists back to tuples,
+    as JSON stores them), with the library's rare and malignant conditions highlighted.
+    Not validated here: ``AugmentationConfig.validate`` raises ``ValueError``."""
+    from generator.augment import AugmentationConfig
+
+    conditions_meta = list(Condition.objects.all())
+    settings = {"progress": False, **settings}
+    if settings.get("arms") is not None:
+        settings["arms"] = tuple(settings["arms"])
+    return AugmentationConfig(
+        conditions=tuple(conditions) or None,
+        ratio=ratio,
+        seed=seed,
+        rare=tuple(c.code for c in conditions_meta if c.is_rare) or None,
+        malignant=tuple(c.code for c in conditions_meta if c.is_malignant),
+        **settings,
+    )
+
+
 def augmentation_run_execute(*, run_pk: int) -> AugmentationRun:
-    """Run the two-arm experiment; store the report JSON on the row and its files in storage."""
+    """Run the experiment (every arm, every seed); store the report JSON on the row and its files in storage."""
     return _execute(AugmentationRun, run_pk, what="augmentation", work=_augmentation)
 
 
 def _augmentation(run: AugmentationRun, workdir: Path) -> dict[str, Any]:
-    from generator.augment import AugmentationConfig, PoolSource, RendererSource, run_augmentation_experiment
+    from generator.augment import PoolSource, RendererSource, run_augmentation_experiment
 
+    config = augmentation_config(
+        conditions=run.conditions, ratio=run.ratio, seed=run.seed, settings=run.config
+    )
     real = images_ordered(run.real_image_ids)
     if run.checkpoint_id:
         source = RendererSource(_storage_to_temp(run.checkpoint.file.name, workdir))
     else:
         synthetic = images_ordered(run.synthetic_image_ids)
         pool: dict[str, list] = {}
-        for im, pixels in zip(synthetic, pixels_load(synthetic, int(run.config.get("image_size", 64)))):
+        for im, pixels in zip(synthetic, pixels_load(synthetic, config.image_size)):
             pool.setdefault(im.condition.code, []).append((pixels, {"image_id": im.pk, **im.provenance}))
         source = PoolSource(pool)
-    conditions_meta = Condition.objects.all()
-    config = AugmentationConfig(
-        conditions=tuple(run.conditions) or None,
-        ratio=run.ratio,
-        seed=run.seed,
-        rare=tuple(c.code for c in conditions_meta if c.is_rare) or None,
-        malignant=tuple(c.code for c in conditions_meta if c.is_malignant),
-        **{"progress": False, **run.config},
-    )
     out = workdir / "report"
     report = run_augmentation_experiment(
         images=pixels_load(real, config.image_size),

@@ -16,11 +16,17 @@ from django.db import transaction
 from turingtest import queue
 from turingtest.evaluation import tasks
 from turingtest.evaluation.models import AugmentationRun, FidelityRun
-from turingtest.evaluation.runs import AUTO_CLASSIFIER
+from turingtest.evaluation.runs import AUTO_CLASSIFIER, MIN_COUNT, augmentation_config
 from turingtest.evaluation.selection import EvaluationError, images_select, inputs_sha256
 from turingtest.library.models import GenerationBatch, GeneratorCheckpoint, Image
 
-FIDELITY_DEFAULTS = {"k": 3, "kid_subsets": 100, "kid_subset_size": 1000, "ms_ssim_size": 64}
+FIDELITY_DEFAULTS = {
+    "k": 3,
+    "kid_subsets": 100,
+    "kid_subset_size": 1000,
+    "ms_ssim_size": 64,
+    "min_count": MIN_COUNT,
+}
 
 
 def fidelity_run_create(
@@ -104,6 +110,21 @@ def augmentation_settings() -> set[str]:
     return {name for name in config_option_names() if name not in RUN_COLUMNS} | {"progress"}
 
 
+def _augmentation_settings_clean(config: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown settings; store ``arms`` as a JSON list (a command line gives a tuple, a
+    ``call_command`` keyword may give "a,b")."""
+    unknown = set(config) - augmentation_settings()
+    if unknown:
+        raise EvaluationError(f"unknown experiment settings: {sorted(unknown)}")
+    settings = dict(config)
+    arms = settings.get("arms")
+    if isinstance(arms, str):
+        settings["arms"] = [a.strip() for a in arms.split(",") if a.strip()]
+    elif arms is not None:
+        settings["arms"] = list(arms)
+    return settings
+
+
 def augmentation_run_create(
     *,
     real_filter: dict[str, Any] | None = None,
@@ -116,14 +137,18 @@ def augmentation_run_create(
     user=None,
     enqueue: bool = True,
 ) -> AugmentationRun:
-    """Fix the real images and the synthetic source, and create a queued run."""
+    """Fix the real images and the synthetic source, and create a queued run.
+
+    ``config`` holds the experiment's other options (``n_seeds``, ``arms``, ``epochs`` …);
+    they are checked here, so a bad one is refused before anything is queued.
+    """
     if bool(synthetic_batches) == bool(checkpoint):
         raise EvaluationError("give either synthetic batches or a checkpoint to render from (exactly one)")
-    if not ratio > 0:
-        raise EvaluationError(f"ratio must be > 0, got {ratio}")
-    unknown = set(config or {}) - augmentation_settings()
-    if unknown:
-        raise EvaluationError(f"unknown experiment settings: {sorted(unknown)}")
+    settings = _augmentation_settings_clean(config or {})
+    try:
+        augmentation_config(conditions=conditions, ratio=ratio, seed=seed, settings=settings).validate()
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
     real_filter = dict(real_filter or {})
     real = list(images_select(kind=Image.Kind.REAL, filter=real_filter))
     codes = {im.condition.code for im in real}
@@ -151,7 +176,7 @@ def augmentation_run_create(
             conditions=sorted(conditions),
             ratio=ratio,
             seed=seed,
-            config=dict(config or {}),
+            config=settings,
             created_by=user,
         )
         if synthetic_batches:

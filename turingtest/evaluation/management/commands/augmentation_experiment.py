@@ -1,4 +1,5 @@
-"""``manage.py augmentation_experiment``: real-only vs real + DermGAN classifier, stored as an AugmentationRun."""
+"""``manage.py augmentation_experiment``: the classifier augmentation experiment (every arm, every
+training seed, the headline and the null check), stored as an AugmentationRun."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from generator.augment import config_arguments, config_option_names
 from generator.options import comma_list
 from turingtest.evaluation import runs, services
 from turingtest.evaluation.models import AugmentationRun
+from turingtest.evaluation.presentation import arm_order, interval_text
 from turingtest.evaluation.selection import EvaluationError, filter_parse
 from turingtest.evaluation.services import RUN_COLUMNS
 from turingtest.library.checkpoints import checkpoint_register
@@ -21,9 +23,12 @@ from turingtest.library.store import LibraryError
 
 class Command(BaseCommand):
     help = (
-        "Train the compact classifier on a patient-grouped split of real library images twice (real only, and "
-        "with synthetic images of the chosen conditions, default the rarest) and compare both on the same real "
-        "test images. Synthetic images come from --synthetic-batch IDs or are rendered from --checkpoint. "
+        "Train the compact classifier on a patient-grouped split of real library images in several arms "
+        "(baseline, oversampling, class-reweighting, + synthetic images of the chosen conditions (default the "
+        "rarest), and the 'copies' null check), each with --n-seeds training seeds, and compare them on the same "
+        "real test images with seed-and-patient bootstrap CIs. The headline is synthetic vs the best "
+        "non-synthetic arm; the null check (copies vs oversampling) must show no significant gain. Synthetic "
+        "images come from --synthetic-batch IDs or are rendered from --checkpoint. "
         "The last line printed is 'augmentation run <id>'."
     )
 
@@ -85,29 +90,22 @@ class Command(BaseCommand):
         if run.status != AugmentationRun.Status.SUCCEEDED:
             raise CommandError(f"augmentation run {run.pk} failed: {run.error}")
         report = run.results
-        for arm in ("real_only", "augmented"):
-            test = report["arms"][arm]["test"]
-            self.stdout.write(
-                f"{arm:10s} top-1 {test['top1']['value']:.3f} [{test['top1']['ci_low']:.3f}, "
-                f"{test['top1']['ci_high']:.3f}]  top-3 {test['top3']['value']:.3f}"
-            )
-        for h in report["highlights"]:
-            d = h["difference"]
-            tags = ",".join(t for t in ("rare", "malignant") if h[t])
-            value = "n/a" if d["value"] is None else f"{d['value']:+.3f}"
-            self.stdout.write(f"  {h['condition']} ({tags}) sensitivity change {value}")
-        self.stdout.write(f"McNemar p = {report['comparison']['mcnemar_top1']['p_value']:.4g}")
+        for name in arm_order(report):  # the row's jsonb does not keep the report's key order
+            cell = report["arms"][name]["test"]["balanced_accuracy"]
+            self.stdout.write(f"{name:20s} balanced accuracy {interval_text(cell)}")
+        self.stdout.write(f"headline: {report['headline']['claim']}")
+        null = report["null_check"]
+        self.stdout.write(
+            f"null check ({null['arm']} − {null['comparator']}): {null['metric']} "
+            f"{interval_text(null['difference'], signed=True)} — {'passed' if null['passed'] else 'FAILED'}"
+        )
+        if not null["passed"]:
+            self.stdout.write(f"  {null['meaning']}")
         self.stdout.write(f"report: {default_storage.url(run.file_name('report.html'))}")
         if opts["out"]:
             out = Path(opts["out"])
-            for rel in [
-                "report.json",
-                "report.html",
-                "model_real_only.pt",
-                "model_augmented.pt",
-                "plots/sensitivity.png",
-                "plots/training_loss.png",
-            ]:
+            files = report["files"]
+            for rel in [files["json"], files["html"], *files["plots"], *files["models"]]:
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 with default_storage.open(run.file_name(rel), "rb") as src, open(out / rel, "wb") as dst:
                     shutil.copyfileobj(src, dst)

@@ -17,6 +17,7 @@ class Command(BaseCommand):
         "Fidelity metrics between real and synthetic library images. Either --batch ID (its images vs the real "
         "images of its conditions) or --synthetic-batch/--synthetic-filter with an optional --real-filter. "
         "Filters are KEY=V1,V2 with KEY in condition, fitzpatrick, batch, ids, patient, procedural. "
+        "Every metric is printed beside its real-vs-real baseline (two patient-disjoint halves of the real set). "
         "The last line printed is 'fidelity run <id>'."
     )
 
@@ -38,6 +39,12 @@ class Command(BaseCommand):
         parser.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
         parser.add_argument("--kid-subsets", type=int, default=100)
         parser.add_argument("--kid-subset-size", type=int, default=1000)
+        parser.add_argument(
+            "--min-count",
+            type=int,
+            default=services.FIDELITY_DEFAULTS["min_count"],
+            help="per-condition rows from fewer images per set carry a warning",
+        )
         parser.add_argument(
             "--async", dest="run_async", action="store_true", help="enqueue instead of waiting"
         )
@@ -69,6 +76,7 @@ class Command(BaseCommand):
                     "k": opts["k"],
                     "kid_subsets": opts["kid_subsets"],
                     "kid_subset_size": opts["kid_subset_size"],
+                    "min_count": opts["min_count"],
                 },
                 enqueue=opts["run_async"],
             )
