@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 from generator import checkpoint as ckpt_lib
 from generator.config import GeneratorConfig
 from generator.networks import build_generator
+from turingtest.evaluation.models import FidelityRun
 from turingtest.library.models import GenerationBatch, Image
 from turingtest.studies.audit import audit_study, resolution_parity
 from turingtest.studies.models import Judgment, Study
@@ -22,6 +23,11 @@ from turingtest.studies.models import Judgment, Study
 PAD = Path(__file__).resolve().parents[1] / "fixtures" / "pad-ufes-20"
 STUDY_CSV, TRAIN_CSV = PAD / "study.csv", PAD / "train.csv"
 PAD_CONDITIONS = ("AK", "BCC", "MEL", "NEV", "SCC", "SEK")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread(one_torch_thread):
+    """The renders and the fidelity run's small networks run faster on one thread (tests/conftest.py)."""
 
 
 def _checkpoint_256(path: Path) -> Path:
@@ -92,6 +98,11 @@ def test_seed_demo_builds_real_photos_their_mirrors_an_open_study_with_answers_a
         assert image.batch_id == batch.pk and image.condition_id == real.condition_id
         if real.fitzpatrick_source == "label":
             assert (image.fitzpatrick, image.fitzpatrick_source) == (real.fitzpatrick, "label")
+    # Fidelity of the mirrors against the study photos, held out from the checkpoint's training.
+    run = FidelityRun.objects.get()
+    assert run.batch_id == batch.pk and run.status == FidelityRun.Status.SUCCEEDED
+    assert sorted(run.real_image_ids) == sorted(by_pk) and len(run.synthetic_image_ids) == 36
+    assert f"fidelity run {run.pk} succeeded" in output
     # Same native resolution for both kinds: the checkpoint renders at the photos' 256 px.
     assert set(Image.objects.values_list("native_width", "native_height", "width")) == {(256, 256, 256)}
 
@@ -120,6 +131,7 @@ def test_seed_demo_run_twice_adds_nothing_twice(tmp_path, settings):
     counts = (
         Image.objects.count(),
         GenerationBatch.objects.count(),
+        FidelityRun.objects.count(),
         Study.objects.count(),
         Judgment.objects.count(),
     )
@@ -127,6 +139,7 @@ def test_seed_demo_run_twice_adds_nothing_twice(tmp_path, settings):
     assert (
         Image.objects.count(),
         GenerationBatch.objects.count(),
+        FidelityRun.objects.count(),
         Study.objects.count(),
         Judgment.objects.count(),
     ) == counts
