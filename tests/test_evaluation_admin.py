@@ -216,3 +216,41 @@ def test_the_augmentation_add_page_queues_a_run_or_says_what_is_missing(
     assert response.status_code == 302 and response["Location"].endswith(f"/{run.pk}/change/")
     assert len(callbacks) == 1
     assert run.config == {"n_seeds": 2, "epochs": 1, "image_size": 32}
+
+
+# The checkpoint's page lists the fidelity runs of its batches, beside the real-vs-real
+# baseline when a run stored one, with a link that computes a new run for each batch.
+
+
+def _checkpoint_page(admin_client, checkpoint) -> str:
+    page = admin_client.get(reverse("admin:library_generatorcheckpoint_change", args=[checkpoint.pk]))
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+def test_the_checkpoint_page_lists_its_batches_fidelity_runs_and_a_compute_link(admin_client):
+    real_images({"MEL": 6, "NEV": 6})
+    batch = batch_with_images({"MEL": 5, "NEV": 5})
+    html = _checkpoint_page(admin_client, batch.checkpoint)
+    assert "no fidelity run yet" in html
+    assert reverse("admin:evaluation_fidelityrun_add") + f"?batch={batch.pk}" in html
+    run = runs.fidelity_run_execute(
+        run_pk=services.fidelity_run_create(batch=batch, config=FAST, enqueue=False).pk
+    )
+    assert run.status == FidelityRun.Status.SUCCEEDED
+    html = _checkpoint_page(admin_client, batch.checkpoint)
+    assert reverse("admin:evaluation_fidelityrun_change", args=[run.pk]) in html
+    assert f"FID {run.overall()['fid']:.3g}" in html and "12 real / 10 synthetic" in html
+    # A run with the real-vs-real baseline shows it beside each number.
+    results = {**run.results, "baseline": {"overall": {"fid": 4.25, "kid_mean": 0.0125}}}
+    FidelityRun.objects.filter(pk=run.pk).update(results=results)
+    html = _checkpoint_page(admin_client, batch.checkpoint)
+    assert "(real vs real: 4.25)" in html and "(real vs real: 0.0125)" in html
+
+
+def test_a_checkpoint_without_batches_says_so(admin_client):
+    batch = batch_with_images({"MEL": 2})
+    checkpoint = batch.checkpoint
+    batch.images.all().delete()
+    batch.delete()
+    assert "no batch rendered from this checkpoint yet" in _checkpoint_page(admin_client, checkpoint)

@@ -23,7 +23,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from turingtest.core.admin_messages import job_message
 from turingtest.evaluation import services
@@ -424,3 +424,51 @@ def _run_add_view(
         "opts": modeladmin.model._meta,
     }
     return TemplateResponse(request, "evaluation/admin_run_add.html", context)
+
+
+def _beside_real_baseline(run: FidelityRun, key: str) -> str:
+    """``value (real vs real: value)``: a fidelity number means little without the same metric
+    between two sets of real photos in the same feature space (stored as ``results["baseline"]``)."""
+    baseline = ((run.results or {}).get("baseline") or {}).get("overall") or {}
+    value = _fmt(run.overall().get(key), 3)
+    return f"{value} (real vs real: {_fmt(baseline.get(key), 3)})" if baseline else f"{value} (no baseline)"
+
+
+def checkpoint_fidelity_html(checkpoint) -> str:
+    """The fidelity runs of a checkpoint's batches, newest first, with a compute link per batch:
+    a readonly field of the checkpoint's admin page (the runs belong to batches, not checkpoints)."""
+    batches = checkpoint.batches.order_by("-pk").prefetch_related("fidelity_runs")
+    rows = []
+    for batch in batches:
+        batch_url = reverse("admin:library_generationbatch_change", args=[batch.pk])
+        runs = sorted(batch.fidelity_runs.all(), key=lambda run: run.created, reverse=True)
+        cells = [
+            format_html(
+                '<a href="{}">run {}</a> {}: FID {}, KID {}; {} real / {} synthetic',
+                reverse("admin:evaluation_fidelityrun_change", args=[run.pk]),
+                run.pk,
+                run.status,
+                _beside_real_baseline(run, "fid"),
+                _beside_real_baseline(run, "kid_mean"),
+                len(run.real_image_ids),
+                len(run.synthetic_image_ids),
+            )
+            for run in runs
+        ] or ["no fidelity run yet"]
+        rows.append(
+            format_html(
+                '<tr><td><a href="{}">batch {}</a> ({} images)</td><td>{}</td><td>{}</td></tr>',
+                batch_url,
+                batch.pk,
+                batch.count,
+                format_html_join("", "<div>{}</div>", ((cell,) for cell in cells)),
+                compute_fidelity_link(batch),
+            )
+        )
+    if not rows:
+        return "no batch rendered from this checkpoint yet"
+    return format_html(
+        "<table><thead><tr><th>batch</th><th>fidelity runs (newest first)</th><th></th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        format_html_join("", "{}", ((row,) for row in rows)),
+    )

@@ -19,7 +19,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from turingtest.core.admin_messages import job_message
-from turingtest.evaluation.admin import FidelityRunInline, compute_fidelity_for_batches, compute_fidelity_link
+from turingtest.evaluation.admin import (
+    FidelityRunInline,
+    checkpoint_fidelity_html,
+    compute_fidelity_for_batches,
+    compute_fidelity_link,
+)
 from turingtest.library.admin_widgets import progress_bar as _progress_bar
 from turingtest.library.checkpoints import checkpoint_register
 from turingtest.library.forms import (
@@ -199,9 +204,14 @@ class GeneratorCheckpointAdmin(admin.ModelAdmin):
         "file",
         "config_display",
         "metadata_display",
+        "fidelity",
         "created",
     ]
     exclude = ["config", "metadata"]
+
+    @admin.display(description="fidelity of its batches")
+    def fidelity(self, obj: GeneratorCheckpoint) -> str:
+        return checkpoint_fidelity_html(obj)
 
     @admin.display(description="sha256")
     def short_sha(self, obj: GeneratorCheckpoint) -> str:
