@@ -6,6 +6,7 @@ skipped with the reason, and fail instead with ``REQUIRE_SERVICES=1`` (CI): neve
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
@@ -31,23 +32,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _require(module: str, what: str) -> None:
+    """Skip without ``module``; with REQUIRE_SERVICES=1 (CI) fail instead."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        message = f"needs s3: {what} is not installed ({exc})"
+        if REQUIRE_SERVICES:
+            pytest.fail("REQUIRE_SERVICES=1 but " + message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """``http://127.0.0.1:<port>`` of a moto S3 server running for the whole test session."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        message = f"needs s3: moto[server] is not installed ({exc}); pip install -r requirements-dev.txt"
-        if REQUIRE_SERVICES:
-            pytest.fail("REQUIRE_SERVICES=1 but " + message)
-        pytest.skip(message)
-    try:
-        import storages.backends.s3  # noqa: F401
-    except ImportError as exc:
-        message = f"needs s3: django-storages/boto3 are not installed ({exc}); see requirements-s3.txt"
-        if REQUIRE_SERVICES:
-            pytest.fail("REQUIRE_SERVICES=1 but " + message)
-        pytest.skip(message)
+    _require("moto.server", "moto[server] (requirements-dev.txt)")
+    _require("storages.backends.s3", "django-storages and boto3 (requirements-s3.txt)")
+    from moto.server import ThreadedMotoServer
+
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per S3 request
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

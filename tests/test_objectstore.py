@@ -18,6 +18,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.urls import reverse
 from PIL import Image as PILImage
 
 from tests.factories import ResearcherFactory, rater_for
@@ -189,8 +190,9 @@ def _rate_everything(study) -> dict[str, list[dict[str, str]]]:
 @pytest.mark.s3
 @pytest.mark.django_db
 def test_a_rater_gets_image_bytes_from_the_bucket_with_identical_headers_and_the_package_exports(s3_library):
+    owner = ResearcherFactory()
     study = services.study_create(
-        owner=ResearcherFactory(), title="S3 study", config={"n_real": 2, "n_synthetic": 2}, seed=1
+        owner=owner, title="S3 study", config={"n_real": 2, "n_synthetic": 2}, seed=1
     )
     study = services.study_open(study=study)
     headers = _rate_everything(study)
@@ -199,6 +201,14 @@ def test_a_rater_gets_image_bytes_from_the_bucket_with_identical_headers_and_the
     assert all(h == every[0] for h in every)  # the length too: stored files are constant-size
     assert every[0]["content-type"] == "image/png" and "location" not in every[0]
     assert not {"etag", "last-modified", "content-disposition", "expires"} & set(every[0])
+
+    researcher = Client()
+    researcher.force_login(owner)
+    image = study.items.select_related("image").first().image
+    thumbnail = researcher.get(reverse("study-results-image", args=[study.pk, image.public_token]))
+    assert (
+        thumbnail.status_code == 200 and b"".join(thumbnail.streaming_content) == image.file.open("rb").read()
+    )
 
     buf = io.BytesIO()
     exports.write_package(study, buf)
