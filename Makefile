@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Idempotent: rebuilds only when the requirements change.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-s3.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-s3.txt -r requirements-dev.txt
 	touch $(STAMP)
 
 # Where the demo listens: `make demo PORT=8080` or `make demo HOST=0.0.0.0 PORT=8080`. The links

@@ -15,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from turingtest.objectstore import s3_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DERMGAN_VAR_DIR", BASE_DIR / "var"))
 
@@ -246,9 +248,10 @@ STORAGES = {
         else "turingtest.core.staticfiles.ModuleManifestStaticFilesStorage"
     },
 }
-if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
-    # S3-compatible object storage for media (django-storages reads AWS_* from env).
-    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+# S3-compatible object storage for media when AWS_STORAGE_BUCKET_NAME is set (requirements-s3.txt;
+# the other AWS_* variables are read in turingtest/objectstore.py), so several hosts share one library.
+if _s3 := s3_storage(os.environ):
+    STORAGES["default"] = _s3
 
 # Every image a rater sees has this pixel size (see turingtest/images.py).
 IMAGE_SIZE = envint("IMAGE_SIZE", 256)
