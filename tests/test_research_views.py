@@ -73,8 +73,10 @@ def test_every_plot_downloads_as_svg_and_png_and_is_cached_until_new_judgments(s
         assert png.content.startswith(b"\x89PNG") and png["Content-Type"] == "image/png"
         assert f'filename="study-{small.study.pk}-{name}.png"' in png["Content-Disposition"]
     calls = []
-    real_render = plots.render
-    monkeypatch.setattr(plots, "render", lambda *a, **kw: calls.append(a[0]) or real_render(*a, **kw))
+    real_render = plots.render_or_reason
+    monkeypatch.setattr(
+        plots, "render_or_reason", lambda *a, **kw: calls.append(a[0]) or real_render(*a, **kw)
+    )
     url = f"/studies/{small.study.pk}/results/plots/fooling_rate.svg"
     first = client.get(url).content
     assert calls == []  # served from the cache
@@ -144,7 +146,11 @@ def test_a_study_without_answers_shows_no_plots_yet():
     client = _client(study.owner)
     page = client.get(f"/studies/{study.pk}/results/")
     assert page.status_code == 200 and "No judgments yet" in page.content.decode()
-    assert client.get(f"/studies/{study.pk}/results/plots/roc.svg").status_code == 404
+    # A plot asked for anyway is a small image saying why, not a broken image; no download.
+    roc = client.get(f"/studies/{study.pk}/results/plots/roc.svg")
+    assert roc.status_code == 200 and b"<svg" in roc.content and b"Not drawn yet" in roc.content
+    assert roc["X-Plot-Unavailable"] == "No answers yet: plots appear once raters answer."
+    assert client.get(f"/studies/{study.pk}/results/plots/roc.png?download=1").status_code == 404
 
 
 def test_the_dashboard_opens_on_the_headline_card_before_progress_and_tables(small):
