@@ -39,8 +39,8 @@
   function showStrata(rows, data) {
     var table = panel.querySelector("[data-preview-table]");
     var body = panel.querySelector("[data-preview-rows]");
+    if (!rows) return; // a field is wrong: keep the last counts in view until it is fixed
     body.textContent = "";
-    if (!rows) { table.hidden = true; return; }
     var byStratum = {};
     var order = [];
     rows.forEach(function (r) {
