@@ -10,12 +10,13 @@ import uuid
 import pytest
 from django.test import Client
 
-from tests.factories import AdminFactory, ImageFactory, ResearcherFactory
+from tests.factories import AdminFactory, ImageFactory, ResearcherFactory, open_study, rater_for
 from tests.research_study import build_small_study
 from turingtest import reports
 from turingtest.reports.tables import report_tables
 from turingtest.research import plots, views
 from turingtest.research.tables import TALL_ROWS, report_sections, report_warnings
+from turingtest.studies import services
 from turingtest.studies.models import Judgment, Presentation
 
 pytestmark = pytest.mark.django_db
@@ -294,3 +295,11 @@ def test_the_confusion_figure_grows_with_the_classes_and_the_histogram_counts_wh
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
     page = _owner_client(small.study).get(f"/studies/{small.study.pk}/results/").content.decode()
     assert '<figure class="plot wide">' in page  # the heatmaps get their own full-width card
+
+
+def test_the_study_page_names_links_and_raters_as_the_dashboard_does():
+    study = open_study(n_real=2, n_synthetic=2)
+    services.invitation_create(study=study, count=2)
+    rater_for(study)  # joined without a link: more raters joined than links used
+    html = _owner_client(study).get(f"/studies/{study.pk}/").content.decode()
+    assert "2 links issued, 0 used; 1 rater joined, 0 started, 0 finished." in html
