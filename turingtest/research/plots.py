@@ -118,7 +118,7 @@ def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure:
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
-    ax.set_xlabel("Balanced accuracy per rater; band: crossed 95% CI (raters and images random)")
+    ax.set_xlabel("Balanced accuracy per rater\nband: crossed 95% CI (raters and images random)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
