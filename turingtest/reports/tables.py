@@ -413,6 +413,33 @@ def _images_section(d: dict[str, Any]) -> Section:
     )
 
 
+# Readable names for the report's keys, in one place (the dashboard, the HTML report and the
+# plots print these; the JSON and CSV keep the keys).
+PROGRESS_LABELS = {
+    "n_invited": "links issued",
+    "n_invitations_used": "links used",
+    "n_assignments": "raters joined",
+    "n_started": "started",
+    "n_finished": "finished",
+    "n_raters_with_judgments": "raters with answers",
+    "n_images": "images",
+    "n_real_images": "real images",
+    "n_synthetic_images": "synthetic images",
+}
+BREAKDOWN_LABELS = {  # lower case but for names: "by <label>" reads as a sentence
+    "condition": "condition",
+    "fitzpatrick": "Fitzpatrick skin type",
+    "lesion_size": "lesion size (share of image)",
+    "role": "rater role",
+    "experience": "rater experience",
+}
+
+
+def label(key: str, labels: dict[str, str]) -> str:
+    """The readable name of a report key; an unknown key reads as words, never as ``snake_case``."""
+    return labels.get(key, key.replace("_", " "))
+
+
 BREAKDOWN_NOTE = (
     "Balanced accuracy with a crossed CI (raters and images random) where the group has at least "
     '2 raters who judged 2 images of each kind ("rough": fewer than 5 raters or 10 images of a '
@@ -427,18 +454,35 @@ def report_tables(d: dict[str, Any]) -> tuple[Section, ...]:
     rt = d["response_times"]
     return (
         _headline_section(d),
-        Section("Progress", (Table("progress", "Progress", tuple(progress), (tuple(progress.values()),)),)),
+        Section(
+            "Progress",
+            (
+                Table(
+                    "progress",
+                    "Invitation links, raters and images",
+                    tuple(label(k, PROGRESS_LABELS) for k in progress),
+                    (tuple(progress.values()),),
+                    note="Raters can join without a link (added from the command line), so more raters "
+                    "may have joined than links were used.",
+                ),
+            ),
+        ),
         _detection_section(d),
         _agreement_section(d),
         _diagnosis_section(d),
         _images_section(d),
         Section(
-            "Detection by group",
+            "Detection by group (condition, skin type, lesion size, rater)",
             tuple(
                 Table(
                     f"breakdowns.{name}",
-                    name.replace("_", " "),
-                    (name, "balanced accuracy [crossed CI]", "inference", *DETECTION_HEADERS),
+                    f"By {label(name, BREAKDOWN_LABELS)}",
+                    (
+                        label(name, BREAKDOWN_LABELS),
+                        "balanced accuracy [crossed CI]",
+                        "inference",
+                        *DETECTION_HEADERS,
+                    ),
                     _rows(
                         (
                             g["group"],

@@ -12,6 +12,7 @@ thread-safe); the views cache the bytes until new judgments arrive.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,11 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from turingtest import reports  # noqa: E402
 from turingtest.library.models import Image  # noqa: E402
+from turingtest.reports.tables import BREAKDOWN_LABELS  # noqa: E402
 from turingtest.studies.models import RaterProfile  # noqa: E402
 
 CONTENT_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
@@ -39,6 +42,11 @@ class PlotInfo:
     name: str
     title: str
     alt: str
+    wide: bool = False  # its own full-width card on the dashboard
+
+
+class Unavailable(Exception):
+    """The data cannot make this plot yet; the message is the short reason shown instead."""
 
 
 def _prop(p: dict[str, Any] | None) -> tuple[float, float, float] | None:
@@ -74,7 +82,7 @@ def _balanced(det: dict[str, Any]) -> float | None:
     return None if se is None or sp is None else (se[0] + sp[0]) / 2
 
 
-def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure | None:
+def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure:
     """Each rater's balanced accuracy against the headline's crossed CI band.
 
     The band is the reader-study interval of the reader-averaged balanced accuracy (raters
@@ -84,7 +92,7 @@ def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure | None:
     raters = [(r, _balanced(r["detection"])) for r in report.get("detection", {}).get("per_rater") or []]
     raters = [(r, v) for r, v in raters if v is not None]
     if not raters:
-        return None
+        raise Unavailable("No rater has judged both real and synthetic images yet.")
     # A caterpillar plot: sorted by balanced accuracy, so the spread across raters is what one sees.
     raters.sort(key=lambda rv: rv[1], reverse=True)
     # Many raters: keep the figure readable by shrinking rows rather than growing without bound.
@@ -110,7 +118,7 @@ def per_rater_accuracy(report: dict[str, Any], study: Any) -> Figure | None:
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
-    ax.set_xlabel("Balanced accuracy per rater; band: crossed 95% CI (raters and images random)")
+    ax.set_xlabel("Balanced accuracy per rater\nband: crossed 95% CI (raters and images random)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -152,11 +160,13 @@ def signed_ratings(study: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def roc(report: dict[str, Any], study: Any) -> Figure | None:
+def roc(report: dict[str, Any], study: Any) -> Figure:
     groups = signed_ratings(study)
     pooled = groups.get("all raters")
-    if pooled is None or pooled[1].all() or not pooled[1].any():
-        return None
+    if pooled is None:
+        raise Unavailable("No answers yet.")
+    if pooled[1].all() or not pooled[1].any():
+        raise Unavailable("The ROC needs answers on both real and synthetic images.")
     fig = Figure(figsize=(5.5, 5))
     ax = fig.add_subplot()
     for name, (signed, truth) in groups.items():
@@ -189,20 +199,26 @@ def roc(report: dict[str, Any], study: Any) -> Figure | None:
     return fig
 
 
-def diagnosis_confusion(report: dict[str, Any], study: Any) -> Figure | None:
+def diagnosis_confusion(report: dict[str, Any], study: Any) -> Figure:
     confusion = report.get("diagnosis", {}).get("confusion") or {}
     labels = confusion.get("labels") or []
     real, syn = np.array(confusion.get("real") or []), np.array(confusion.get("synthetic") or [])
-    if not labels or (real.sum() + syn.sum()) == 0:
-        return None
-    fig = Figure(figsize=(11, 5.2))
+    if not labels:
+        raise Unavailable("The study asks no diagnosis.")
+    if (real.sum() + syn.sum()) == 0:
+        raise Unavailable("No diagnosis answered yet.")
+    # Sized by the number of classes (a full-width card): each cell stays legible.
+    n = len(labels)
+    panel = min(9.0, max(3.5, 0.42 * n + 1.8))
+    tick_size = 9 if n <= 12 else max(5, 9 - (n - 12) // 4)
+    fig = Figure(figsize=(2 * panel + 1.6, panel + 1.0), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, matrix, title in ((axes[0], real, "Real images"), (axes[1], syn, "Synthetic images")):
         totals = matrix.sum(axis=1, keepdims=True)
         share = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
         im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=tick_size)
+        ax.set_yticks(range(len(labels)), labels, fontsize=tick_size)
         ax.set_xlabel("Answered diagnosis")
         ax.set_ylabel("True condition")
         ax.set_title(f"{title} (n={int(matrix.sum())})")
@@ -216,18 +232,18 @@ def diagnosis_confusion(report: dict[str, Any], study: Any) -> Figure | None:
                             int(matrix[i, j]),
                             ha="center",
                             va="center",
-                            fontsize=7,
+                            fontsize=9,
                             color="white" if share[i, j] > 0.5 else "black",
                         )
-    fig.colorbar(im, ax=axes, shrink=0.8, label="share of the row")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="share of the row (true condition)")
     return fig
 
 
-def fooling_rate(report: dict[str, Any], study: Any) -> Figure | None:
+def fooling_rate(report: dict[str, Any], study: Any) -> Figure:
     hist = report.get("images", {}).get("fooling_rate_histogram") or {}
     counts, edges = hist.get("counts") or [], hist.get("edges") or []
     if not counts or sum(counts) == 0:
-        return None
+        raise Unavailable("No synthetic image has been judged yet.")
     fig = Figure(figsize=(6.5, 3.8))
     ax = fig.add_subplot()
     edges_a = np.array(edges, dtype=float)
@@ -235,26 +251,21 @@ def fooling_rate(report: dict[str, Any], study: Any) -> Figure | None:
     ax.axvline(0.5, color=CHANCE_COLOUR, linestyle="--", linewidth=1, label="called real by half the raters")
     ax.set_xlabel("Fooling rate (share of raters who called the synthetic image real)")
     ax.set_ylabel("Synthetic images")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # images come in whole numbers
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-_BREAKDOWNS = (
-    ("condition", "Condition"),
-    ("fitzpatrick", "Fitzpatrick skin type"),
-    ("lesion_size", "Lesion size (share of image)"),
-    ("role", "Rater role"),
-    ("experience", "Rater experience"),
-)
+_BREAKDOWNS = tuple((key, text[:1].upper() + text[1:]) for key, text in BREAKDOWN_LABELS.items())
 
 
-def breakdowns(report: dict[str, Any], study: Any) -> Figure | None:
+def breakdowns(report: dict[str, Any], study: Any) -> Figure:
     data = report.get("breakdowns") or {}
     present = [(key, title) for key, title in _BREAKDOWNS if data.get(key)]
     if not present:
-        return None
+        raise Unavailable("No group has judgments yet.")
     heights = [max(1.6, 0.3 * len(data[key]) + 0.9) for key, _ in present]
     fig = Figure(figsize=(7, sum(heights) + 0.6))
     axes = fig.subplots(len(present), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
@@ -266,13 +277,14 @@ def breakdowns(report: dict[str, Any], study: Any) -> Figure | None:
         )
         ax.set_title(title, fontsize=10, loc="left")
     if not drew:
-        return None
+        raise Unavailable("No group has judgments yet.")
     axes[-1].set_xlabel("Detection accuracy (95% Wilson CI, judgment-level: assumes independent judgments)")
     fig.tight_layout()
     return fig
 
 
-PLOTS: dict[str, tuple[PlotInfo, Callable[[dict[str, Any], Any], Figure | None]]] = {
+# Each function draws its figure or raises ``Unavailable`` with the reason.
+PLOTS: dict[str, tuple[PlotInfo, Callable[[dict[str, Any], Any], Figure]]] = {
     "per_rater_accuracy": (
         PlotInfo(
             "per_rater_accuracy",
@@ -294,6 +306,7 @@ PLOTS: dict[str, tuple[PlotInfo, Callable[[dict[str, Any], Any], Figure | None]]
             "diagnosis_confusion",
             "Diagnosis confusion, real vs synthetic",
             "Heatmaps of true condition against answered diagnosis for real and for synthetic images",
+            wide=True,
         ),
         diagnosis_confusion,
     ),
@@ -325,11 +338,35 @@ def available(report: dict[str, Any]) -> list[PlotInfo]:
 
 def render(name: str, report: dict[str, Any], study: Any, *, fmt: str) -> bytes | None:
     """The plot as SVG or PNG bytes, or None when the data cannot make it yet."""
+    body, reason = render_or_reason(name, report, study, fmt=fmt)
+    return None if reason else body
+
+
+def render_or_reason(name: str, report: dict[str, Any], study: Any, *, fmt: str) -> tuple[bytes, str]:
+    """(bytes, "") for the plot, or (a small placeholder image saying why, the reason)."""
     if fmt not in CONTENT_TYPES:
         raise ValueError(f"unknown plot format {fmt!r}")
-    fig = PLOTS[name][1](report, study)
-    if fig is None:
-        return None
+    if not report.get("detection", {}).get("pooled", {}).get("n"):
+        reason = "No answers yet: plots appear once raters answer."
+        return _save(placeholder(reason), fmt), reason
+    try:
+        fig = PLOTS[name][1](report, study)
+    except Unavailable as exc:
+        return _save(placeholder(str(exc)), fmt), str(exc)
+    return _save(fig, fmt), ""
+
+
+def placeholder(reason: str) -> Figure:
+    """A small figure that says why a plot is not drawn (in place of a broken image)."""
+    fig = Figure(figsize=(5, 1.4))
+    fig.text(
+        0.5, 0.62, "Not drawn yet", ha="center", va="center", fontsize=12, weight="bold", color="#5b6473"
+    )
+    fig.text(0.5, 0.32, textwrap.fill(reason, 60), ha="center", va="center", fontsize=10, color="#5b6473")
+    return fig
+
+
+def _save(fig: Figure, fmt: str) -> bytes:
     buf = io.BytesIO()
     fig.savefig(
         buf, format=fmt, dpi=144 if fmt == "png" else 100, metadata={"Date": None} if fmt == "svg" else None
@@ -350,7 +387,3 @@ def most_convincing(report: dict[str, Any], *, limit: int = 8) -> list[dict[str,
             label = f"{row['condition']} · {label}"
         out.append({"token": token, "label": label, "fooling_rate": rate})
     return out
-
-
-def report_warnings(report: dict[str, Any]) -> list[str]:
-    return list(report.get("warnings") or [])[:50]

@@ -6,6 +6,7 @@ this module only names them the way the dashboard and the researcher API show th
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from turingtest.studies.models import Study
@@ -31,3 +32,12 @@ def study_progress(study: Study) -> dict[str, Any]:
         "n_judgments": p.n_judgments,
         "last_answered_at": p.last_answered_at.isoformat() if p.last_answered_at else None,
     }
+
+
+def utc_text(iso: str | None) -> str:
+    """What a page shows for a progress time before (or without) static/js/local-time.js
+    turns it into the viewer's local time: "1 Dec 2026, 15:30 UTC", or "none yet"."""
+    if iso is None:
+        return "none yet"
+    t = dt.datetime.fromisoformat(iso).astimezone(dt.UTC)
+    return f"{t.day} {t:%b %Y, %H:%M} UTC"

@@ -13,6 +13,7 @@ from typing import Any
 from turingtest.reports.tables import CROSSED_HEADERS, cell_text, component_rows, headline_rows, report_tables
 
 MAX_ROWS = 200
+TALL_ROWS = 12  # longer tables scroll inside their card (a fixed height, sticky headers)
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Table:
     rows: list[list[str]]
     truncated: int = 0
     note: str = ""
+    tall: bool = False
 
 
 @dataclass
@@ -42,6 +44,7 @@ def report_sections(report: dict[str, Any]) -> list[Section]:
                     rows=t.text_rows(MAX_ROWS),
                     truncated=max(0, len(t.rows) - MAX_ROWS),
                     note=t.note,
+                    tall=min(len(t.rows), MAX_ROWS) > TALL_ROWS,
                 )
                 for t in section.tables
             ],
@@ -86,4 +89,24 @@ def headline_card(report: dict[str, Any]) -> HeadlineCard:
         n_synthetic_images=h["n_synthetic_images"],
         notes=list(h["notes"]),
         method=h["method"],
+    )
+
+
+NO_JUDGMENTS = ": no judgments"
+
+
+@dataclass
+class ReportWarnings:
+    """The report's warnings for the page: the ones to read, and the many "<group>: no
+    judgments" lines (one per empty group) that the page folds into one summary."""
+
+    messages: list[str]
+    no_judgments: list[str]
+
+
+def report_warnings(report: dict[str, Any], *, limit: int = 50) -> ReportWarnings:
+    warnings = [str(w) for w in report.get("warnings") or []]
+    return ReportWarnings(
+        messages=[w for w in warnings if not w.endswith(NO_JUDGMENTS)][:limit],
+        no_judgments=[w.removesuffix(NO_JUDGMENTS) for w in warnings if w.endswith(NO_JUDGMENTS)],
     )

@@ -19,9 +19,9 @@ from django.views.decorators.http import require_GET
 from turingtest.core.roles import researcher_required
 from turingtest.research import plots
 from turingtest.research.access import may_export_identities, study_for
-from turingtest.research.progress import state_key, study_progress
+from turingtest.research.progress import state_key, study_progress, utc_text
 from turingtest.research.reporting import study_report
-from turingtest.research.tables import headline_card, report_sections
+from turingtest.research.tables import headline_card, report_sections, report_warnings
 from turingtest.studies.models import StudyItem
 
 PLOT_TIMEOUT_S = 24 * 3600
@@ -32,17 +32,19 @@ PLOT_TIMEOUT_S = 24 * 3600
 def study_results(request: HttpRequest, study_id: int) -> HttpResponse:
     study = study_for(request.user, int(study_id))
     report = study_report(study)
+    progress = study_progress(study)
     return render(
         request,
         "research/study_results.html",
         {
             "study": study,
             "headline": headline_card(report),
-            "progress": study_progress(study),
+            "progress": progress,
+            "last_answered_text": utc_text(progress["last_answered_at"]),
             "plots": plots.available(report),
             "convincing": plots.most_convincing(report, limit=8),
             "sections": report_sections(report),
-            "warnings": plots.report_warnings(report),
+            "warnings": report_warnings(report),
             "may_export_identities": may_export_identities(request.user),
         },
     )
@@ -62,15 +64,19 @@ def study_results_plot(request: HttpRequest, study_id: int, name: str, fmt: str)
     study = study_for(request.user, int(study_id))
     if name not in plots.PLOTS:
         raise Http404("No such plot.")
-    key = f"research:plot:v1:{state_key(study)}:{name}:{fmt}"
-    body = cache.get(key)
-    if body is None:
-        body = plots.render(name, study_report(study), study, fmt=fmt)
-        if body is None:
-            raise Http404("Not enough data for this plot yet.")
-        cache.set(key, body, PLOT_TIMEOUT_S)
+    key = f"research:plot:v2:{state_key(study)}:{name}:{fmt}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = plots.render_or_reason(name, study_report(study), study, fmt=fmt)
+        cache.set(key, cached, PLOT_TIMEOUT_S)
+    body, reason = cached
+    if reason and request.GET.get("download"):
+        raise Http404(reason)  # nothing worth a file yet
+    # A plot that cannot be drawn yet is a small image saying why, never a broken image.
     response = HttpResponse(body, content_type=plots.CONTENT_TYPES[fmt])
     response["Cache-Control"] = "private, no-cache"
+    if reason:
+        response["X-Plot-Unavailable"] = reason
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-{name}.{fmt}"'
     return response

@@ -185,11 +185,67 @@ class StudyForm(forms.Form):
     def clean_batches(self) -> list[int]:
         return _ids(self.cleaned_data.get("batches") or "")
 
+    # The form page's groups, in order (every field in exactly one; a test checks it).
+    FIELDSETS = (
+        ("Study", ("title", "instructions", "consent_text")),
+        (
+            "Pool",
+            (
+                "pool_size",
+                "synthetic_percent",
+                "conditions",
+                "fitzpatrick",
+                "batches",
+                "balance_conditions",
+                "match_fitzpatrick",
+                "unmatched",
+            ),
+        ),
+        (
+            "What each rater sees",
+            ("items_per_rater", "n_anchors", "n_tutorial", "repeat_fraction", "repeat_min_gap"),
+        ),
+        ("Timing", ("exposure_ms", "answer_window_ms")),
+        (
+            "Questions and feedback",
+            ("ask_confidence", "ask_diagnosis", "ask_comment", "answers_editable", "show_score"),
+        ),
+        ("Reproducibility", ("seed",)),
+    )
+
+    def fieldsets(self) -> list[tuple[str, list]]:
+        """(legend, bound fields) per group of ``FIELDSETS``, for the template."""
+        return [(legend, [self[name] for name in names]) for legend, names in self.FIELDSETS]
+
+    # Fields that do not shape the pool: the live preview neither needs nor checks them.
+    TEXT_FIELDS = ("title", "instructions", "consent_text")
+
     def service_kwargs(self) -> dict:
+        d = self.cleaned_data
+        kwargs = {
+            "title": d["title"],
+            "instructions": d["instructions"],
+            "consent_text": d["consent_text"],
+            "config": self.config(),
+        }
+        if d["seed"] is not None:
+            kwargs["seed"] = d["seed"]
+        return kwargs
+
+    def design_errors(self) -> dict[str, list[str]]:
+        """Field errors of the design (not its texts), for the live preview; validates the form."""
+        return {
+            name: [str(e) for e in errors]
+            for name, errors in self.errors.items()
+            if name not in self.TEXT_FIELDS
+        }
+
+    def config(self) -> dict:
+        """The study config of a validated design (``design_errors()`` empty); unchecked by protocol."""
         d = self.cleaned_data
         n_syn = round(d["pool_size"] * d["synthetic_percent"] / 100)
         kinds = [k for k, n in ((protocol.REAL, d["pool_size"] - n_syn), (protocol.SYNTHETIC, n_syn)) if n]
-        config = {
+        return {
             "pool": {
                 "kinds": kinds,
                 "conditions": list(d["conditions"]),
@@ -218,15 +274,6 @@ class StudyForm(forms.Form):
                 "comment": d["ask_comment"],
             },
         }
-        kwargs = {
-            "title": d["title"],
-            "instructions": d["instructions"],
-            "consent_text": d["consent_text"],
-            "config": config,
-        }
-        if d["seed"] is not None:
-            kwargs["seed"] = d["seed"]
-        return kwargs
 
     @staticmethod
     def initial_from(study: Study) -> dict:

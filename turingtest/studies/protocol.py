@@ -266,6 +266,28 @@ def _check_totals(groups: dict[Stratum, dict[str, list[int]]], config: dict) -> 
             raise ValueError(f"only {available} {kind} images match the pool filters, {n} needed")
 
 
+def _rated_groups(
+    cands: list[Candidate], by_fitz: bool
+) -> tuple[list[Candidate], dict[Stratum, dict[str, list[int]]]]:
+    """The candidates a pool may rate, grouped into strata (condition, labelled type or None)."""
+    rated = [c for c in cands if not c.tutorial_elsewhere and (c.fitzpatrick is not None or not by_fitz)]
+    groups: dict[Stratum, dict[str, list[int]]] = {}
+    for c in rated:
+        key = (c.condition, c.fitzpatrick if by_fitz else None)
+        groups.setdefault(key, {REAL: [], SYNTHETIC: []})[c.kind].append(c.image_id)
+    return rated, groups
+
+
+def available_strata(*, candidates: Sequence[tuple], config: dict) -> list[StratumRow]:
+    """The stratum table before any draw: what each stratum holds for rating (wanted None).
+
+    The same grouping ``draw_pool`` uses, so a preview's counts are the draw's ``available``.
+    """
+    by_fitz = config["match_fitzpatrick"] and not config["unmatched"]
+    _, groups = _rated_groups(sorted(Candidate(*c) for c in candidates), by_fitz)
+    return _strata_rows(groups, None, set())
+
+
 def draw_pool(*, candidates: Sequence[tuple], config: dict, seed: int) -> PoolDraw:
     """Choose the study's images from ``candidates`` (``Candidate`` or its leading fields).
 
@@ -284,11 +306,7 @@ def draw_pool(*, candidates: Sequence[tuple], config: dict, seed: int) -> PoolDr
     rng = random.Random(seed)
     cands = sorted(Candidate(*c) for c in candidates)
     by_fitz = config["match_fitzpatrick"] and not config["unmatched"]
-    rated = [c for c in cands if not c.tutorial_elsewhere and (c.fitzpatrick is not None or not by_fitz)]
-    groups: dict[Stratum, dict[str, list[int]]] = {}
-    for c in rated:
-        key = (c.condition, c.fitzpatrick if by_fitz else None)
-        groups.setdefault(key, {REAL: [], SYNTHETIC: []})[c.kind].append(c.image_id)
+    rated, groups = _rated_groups(cands, by_fitz)
     _check_totals(groups, config)
     if config["unmatched"]:
         by_kind: dict[str, dict[int, list[int]]] = {REAL: {}, SYNTHETIC: {}}

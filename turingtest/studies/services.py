@@ -22,8 +22,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from turingtest.core import roles
-from turingtest.library.models import Condition, Image, is_labelled_fitzpatrick
+from turingtest.library.models import Condition
 from turingtest.studies import protocol
+from turingtest.studies.candidates import candidate_images as _candidate_images
+from turingtest.studies.candidates import match_error as _match_error
+from turingtest.studies.candidates import strata_table
 from turingtest.studies.models import (
     Assignment,
     Invitation,
@@ -64,82 +67,6 @@ def new_seed() -> int:
 
 
 # --- studies ----------------------------------------------------------------------
-
-
-def _candidate_images(config: dict, *, study: Study | None = None) -> list[protocol.Candidate]:
-    pool = config["pool"]
-    qs = Image.objects.filter(kind__in=pool["kinds"])
-    if pool["conditions"]:
-        qs = qs.filter(condition__code__in=pool["conditions"])
-    if pool["fitzpatrick"]:
-        qs = qs.filter(fitzpatrick__in=pool["fitzpatrick"])
-    if pool["batches"]:
-        # Synthetic images belong to a generation batch; real images have none,
-        # so a batch filter only narrows the synthetic side.
-        qs = qs.filter(Q(kind=Image.Kind.REAL) | Q(batch_id__in=pool["batches"]))
-    other_items = StudyItem.objects.filter(image=OuterRef("pk"))
-    if study is not None:
-        other_items = other_items.exclude(study=study)
-    qs = qs.annotate(
-        tutorial_elsewhere=Exists(other_items.filter(is_tutorial=True)),
-        rated_elsewhere=Exists(other_items.filter(is_tutorial=False)),
-    )
-    rows = qs.values_list(
-        "pk",
-        "kind",
-        "condition_id",
-        "fitzpatrick",
-        "fitzpatrick_source",
-        "tutorial_elsewhere",
-        "rated_elsewhere",
-    )
-    return [
-        protocol.Candidate(
-            pk,
-            kind,
-            cond,
-            fitz if is_labelled_fitzpatrick(fitzpatrick=fitz, source=source) else None,
-            tut,
-            rated,
-        )
-        for pk, kind, cond, fitz, source, tut, rated in rows
-    ]
-
-
-def _match_error(exc: protocol.MatchError) -> ValueError:
-    """The protocol's ``MatchError`` with the short strata named by condition code and type."""
-    codes = dict(Condition.objects.values_list("pk", "code"))
-    by_stratum: dict[tuple, dict[str, protocol.StratumRow]] = {}
-    for row in exc.strata:
-        by_stratum.setdefault((row.condition, row.fitzpatrick), {})[row.kind] = row
-    parts = []
-    for cond, fitz in exc.short:
-        rows = by_stratum[(cond, fitz)]
-        name = codes.get(cond, str(cond)) + (f" × type {fitz}" if fitz is not None else "")
-        short = [
-            rows[k] for k in (protocol.REAL, protocol.SYNTHETIC) if rows[k].available < (rows[k].wanted or 0)
-        ]
-        parts.append(name + ": " + ", ".join(f"{r.available} of {r.wanted} {r.kind}" for r in short))
-    return ValueError(
-        f"{exc}. Short strata (available of wanted): {'; '.join(parts) or 'none'}. Add images to those "
-        "strata, narrow the pool filters, lower the pool size, or explicitly choose an unmatched design."
-    )
-
-
-def strata_table(rows: list, *, codes: dict[int, str] | None = None) -> list[dict]:
-    """The stratum table as plain dicts (condition code, type, kind, wanted, available, drawn)."""
-    codes = codes if codes is not None else dict(Condition.objects.values_list("pk", "code"))
-    return [
-        {
-            "condition": codes.get(r[0], str(r[0])),
-            "fitzpatrick": r[1],
-            "kind": r[2],
-            "wanted": r[3],
-            "available": r[4],
-            "drawn": r[5],
-        }
-        for r in rows
-    ]
 
 
 def _study_conditions(config: dict) -> list[Condition]:

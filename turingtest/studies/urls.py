@@ -19,8 +19,10 @@ urlpatterns = [
     # Researcher pages
     path("studies/", views.study_list, name="study-list"),
     path("studies/new/", views.study_new, name="study-new"),
+    path("studies/new/candidates.json", views.study_candidates, name="study-candidates"),
     path("studies/<int:study_id>/", views.study_detail, name="study-detail"),
     path("studies/<int:study_id>/edit/", views.study_edit, name="study-edit"),
+    path("studies/<int:study_id>/edit/candidates.json", views.study_candidates, name="study-edit-candidates"),
     path("studies/<int:study_id>/open/", views.study_open, name="study-open"),
     path("studies/<int:study_id>/close/", views.study_close, name="study-close"),
     path("studies/<int:study_id>/audit/", views.study_audit, name="study-audit"),

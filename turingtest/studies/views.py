@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -20,7 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from turingtest.core import roles
-from turingtest.studies import forms, leakaudit, precision, protocol, rating, scheduling, services
+from turingtest.studies import candidates, forms, leakaudit, precision, protocol, rating, scheduling, services
 from turingtest.studies.markdown import render_markdown
 from turingtest.studies.models import Assignment, Judgment, Study
 from turingtest.studies.progress import study_progress
@@ -273,7 +273,13 @@ def study_new(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "studies/study_form.html",
-        {"form": form, "study": None, "plan_form": plan_form, "plan": plan},
+        {
+            "form": form,
+            "study": None,
+            "plan_form": plan_form,
+            "plan": plan,
+            "candidates_url": reverse("study-candidates"),
+        },
     )
 
 
@@ -298,7 +304,44 @@ def study_edit(request: HttpRequest, study_id: int) -> HttpResponse:
     return render(
         request,
         "studies/study_form.html",
-        {"form": form, "study": study, "plan_form": plan_form, "plan": plan},
+        {
+            "form": form,
+            "study": study,
+            "plan_form": plan_form,
+            "plan": plan,
+            "candidates_url": reverse("study-edit-candidates", args=[study.pk]),
+        },
+    )
+
+
+@never_cache
+@roles.researcher_required
+@require_POST
+def study_candidates(request: HttpRequest, study_id: int | None = None) -> JsonResponse:
+    """The design form's live preview: what the library holds for the posted filters.
+
+    Posted by static/js/study-form.js as the researcher types. Answers the form's field errors
+    and, for a valid design, the stratum table and the draw's problems (nothing is saved).
+    """
+    study = _managed_study(request, study_id) if study_id is not None else None
+    form = forms.StudyForm(request.POST)
+    errors = form.design_errors()
+    if errors:
+        return JsonResponse({"ok": False, "errors": errors, "problems": [], "strata": None})
+    try:
+        config = protocol.config_with_defaults(form.config())
+    except ValueError as exc:
+        return JsonResponse({"ok": False, "errors": {}, "problems": [str(exc)], "strata": None})
+    preview = candidates.pool_preview(config=config, seed=form.cleaned_data["seed"] or 0, study=study)
+    return JsonResponse(
+        {
+            "ok": preview.ok,
+            "errors": {},
+            "problems": preview.problems,
+            "strata": preview.strata,
+            "n_real": preview.n_real,
+            "n_synthetic": preview.n_synthetic,
+        }
     )
 
 

@@ -11,7 +11,16 @@
   function update(data) {
     Object.keys(data).forEach(function (key) {
       var el = root.querySelector('[data-progress="' + key + '"]');
-      if (el) el.textContent = data[key] === null ? "none yet" : String(data[key]);
+      if (!el) return;
+      if (el.tagName === "TIME" && data[key] !== null) {
+        // A time: local-time.js formats it in the viewer's locale (else it stays as sent).
+        if (el.getAttribute("datetime") === data[key]) return;
+        el.setAttribute("datetime", data[key]);
+        el.textContent = data[key];
+        if (window.localTime) window.localTime.format(el);
+        return;
+      }
+      el.textContent = data[key] === null ? "none yet" : String(data[key]);
     });
     if (first === null) first = data.n_judgments;
     var stale = root.querySelector("[data-progress-stale]");
