@@ -210,17 +210,18 @@ def rabbitmq_worker_factory(transactional_db, tmp_path: Path, settings, monkeypa
         message = f"RabbitMQ {AMQP_URL} unreachable: {exc}"
         pytest.fail(f"REQUIRE_SERVICES=1 but {message}") if REQUIRE_SERVICES else pytest.skip(message)
     # Celery reads CELERY_BROKER_URL from the environment before its config: switch both, and drop
-    # the pools made for the old broker so that sending really goes to RabbitMQ.
-    old_url = app.conf.broker_url
+    # the old broker's pools so that sending really goes to RabbitMQ.
+    old_url, old_options = app.conf.broker_url, app.conf.broker_transport_options
     monkeypatch.setenv("CELERY_BROKER_URL", AMQP_URL)
     app.conf.broker_url = AMQP_URL
-    app.pool.force_close_all() if app._pool is not None else None
+    # What settings.py adds for an amqp:// broker: publisher confirms when scheduling.
+    app.conf.broker_transport_options = {**old_options, "confirm_publish": True}
+    # Forget (never close: kombu shares them process-wide) the pools made for the old broker.
     app._pool, app.amqp._producer_pool = None, None
     try:
         yield from _start_workers(tmp_path, settings, AMQP_URL)
     finally:
-        app.conf.broker_url = old_url
-        app.pool.force_close_all()
+        app.conf.broker_url, app.conf.broker_transport_options = old_url, old_options
         app._pool, app.amqp._producer_pool = None, None
 
 
