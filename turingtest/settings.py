@@ -275,15 +275,17 @@ CELERY_TASK_ROUTES = {"turingtest.library.tasks.render_chunk": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
 }
-if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
-    # Publisher confirms: batch_schedule returns only once RabbitMQ has taken each chunk.
-    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
 # AMQP heartbeats: a worker whose host dies (no TCP reset) is noticed after about
 # two missed beats, so its messages return within two minutes too.
 CELERY_BROKER_HEARTBEAT = envint("CELERY_BROKER_HEARTBEAT", 30)
-# A worker that loses its broker connection stops its running late-ack tasks: the
-# broker has already handed them to another worker, and finishing both would duplicate.
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # Publisher confirms: batch_schedule returns only once RabbitMQ has taken each chunk.
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
+    # A worker that loses its RabbitMQ connection stops its running late-ack tasks: RabbitMQ
+    # has already handed them to another worker, and finishing both would be wasted work.
+    # Not on Redis: its unacked messages outlive a connection blip, and a cancelled task
+    # would then wait out the visibility timeout.
+    CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
