@@ -4,6 +4,8 @@ Tests marked ``services`` need PostgreSQL (``DATABASE_URL=postgres://…``), a
 broker (``CELERY_BROKER_URL=redis://…``) and start real ``celery worker``
 processes. Without them they are skipped with the reason printed by ``-ra``;
 with ``REQUIRE_SERVICES=1`` (CI) a missing service fails the test instead.
+``rabbitmq_worker_factory`` runs this process and its workers on RabbitMQ
+(``TEST_AMQP_URL``) whatever ``CELERY_BROKER_URL`` says, skipped or failed the same way.
 """
 
 from __future__ import annotations
