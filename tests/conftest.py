@@ -4,6 +4,8 @@ Tests marked ``services`` need PostgreSQL (``DATABASE_URL=postgres://…``), a
 broker (``CELERY_BROKER_URL=redis://…``) and start real ``celery worker``
 processes. Without them they are skipped with the reason printed by ``-ra``;
 with ``REQUIRE_SERVICES=1`` (CI) a missing service fails the test instead.
+``rabbitmq_worker_factory`` runs this process and its workers on RabbitMQ
+(``TEST_AMQP_URL``) whatever ``CELERY_BROKER_URL`` says, skipped or failed the same way.
 """
 
 from __future__ import annotations
@@ -158,24 +160,20 @@ class WorkerProcess:
         self._log.close()
 
 
-@pytest.fixture
-def worker_factory(transactional_db, tmp_path: Path, settings) -> Iterator:
-    """Start real worker processes; tasks sent during the test go through the broker.
-
-    Only for ``transaction=True`` tests: the worker reads what the test commits.
-    """
+def _start_workers(tmp_path: Path, settings, broker_url: str | None = None) -> Iterator:
+    """Yield a function that starts real workers on ``broker_url`` (the configured broker if None)."""
     from turingtest.celery import app
 
-    # settings read CELERY_BROKER_URL at import, so the app already points at the broker.
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
     with app.connection_for_write() as conn:
         for queue in ("default", "gpu"):
             conn.default_channel.queue_purge(queue) if _queue_exists(conn, queue) else None
     workers: list[WorkerProcess] = []
+    broker_env = {"CELERY_BROKER_URL": broker_url} if broker_url else {}
 
     def start(**env_overrides: str) -> WorkerProcess:
-        worker = WorkerProcess(env_overrides, tmp_path / f"worker{len(workers)}.log")
+        worker = WorkerProcess({**broker_env, **env_overrides}, tmp_path / f"worker{len(workers)}.log")
         workers.append(worker)
         worker.wait_ready()
         return worker
@@ -184,6 +182,49 @@ def worker_factory(transactional_db, tmp_path: Path, settings) -> Iterator:
     for worker in workers:
         worker.stop()
     app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def worker_factory(transactional_db, tmp_path: Path, settings) -> Iterator:
+    """Start real worker processes; tasks sent during the test go through the broker.
+
+    Only for ``transaction=True`` tests: the worker reads what the test commits.
+    """
+    # settings read CELERY_BROKER_URL at import, so the app already points at the broker.
+    yield from _start_workers(tmp_path, settings)
+
+
+# RabbitMQ for the worker-recovery tests, whatever CELERY_BROKER_URL says (CI's is Redis).
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture
+def rabbitmq_worker_factory(transactional_db, tmp_path: Path, settings, monkeypatch) -> Iterator:
+    """Like ``worker_factory``, but this process and its workers use RabbitMQ (``TEST_AMQP_URL``)."""
+    from kombu import Connection
+
+    from turingtest.celery import app
+
+    try:
+        with Connection(AMQP_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:
+        message = f"RabbitMQ {AMQP_URL} unreachable: {exc}"
+        pytest.fail(f"REQUIRE_SERVICES=1 but {message}") if REQUIRE_SERVICES else pytest.skip(message)
+    # Celery reads CELERY_BROKER_URL from the environment before its config: switch both, and drop
+    # the old broker's pools so that sending really goes to RabbitMQ.
+    old_url, old_options = app.conf.broker_url, app.conf.broker_transport_options
+    monkeypatch.setenv("CELERY_BROKER_URL", AMQP_URL)
+    app.conf.broker_url = AMQP_URL
+    # What settings.py adds for an amqp:// broker: publisher confirms when scheduling.
+    app.conf.broker_transport_options = {**old_options, "confirm_publish": True}
+    # Forget (never close: kombu shares them process-wide) the pools made for the old broker.
+    app._pool, app.amqp._producer_pool = None, None
+    try:
+        yield from _start_workers(tmp_path, settings, AMQP_URL)
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = old_url, old_options
+        app._pool, app.amqp._producer_pool = None, None
 
 
 def _queue_exists(conn, queue: str) -> bool:

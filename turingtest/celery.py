@@ -1,7 +1,10 @@
 """Celery app. Queues: ``default`` (imports, reports) and ``gpu`` (rendering).
 
 Settings come from Django's ``CELERY_*`` settings; with no broker configured the
-tasks run eagerly in-process (the embedded default).
+tasks run eagerly in-process (the embedded default). The recommended production broker
+is RabbitMQ (``CELERY_BROKER_URL=amqp://…``): with late acks (``settings.py``) a killed
+worker's task returns to its queue when its connection drops, not after Redis's
+``visibility_timeout``; ``tests/test_worker_recovery.py`` kills one with SIGKILL to prove it.
 """
 
 from __future__ import annotations

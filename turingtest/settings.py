@@ -270,11 +270,25 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"turingtest.library.tasks.render_chunk": {"queue": "gpu"}}
-# With Redis and acks_late a killed worker's task reappears only after this many
-# seconds; one hour is Celery's default, long enough for any one chunk.
+# RabbitMQ (amqp://) is the recommended broker: with acks_late an unacked message goes
+# back to its queue the moment the worker's connection drops, so a kill -9'd GPU
+# worker's chunk is rendered by the next worker within seconds. With Redis it
+# reappears only after visibility_timeout seconds (one hour by default, long enough
+# for any one chunk; lower it only if no task ever runs that long, or it runs twice).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
 }
+# AMQP heartbeats: a worker whose host dies (no TCP reset) is noticed after about
+# two missed beats, so its messages return within two minutes too.
+CELERY_BROKER_HEARTBEAT = envint("CELERY_BROKER_HEARTBEAT", 30)
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # Publisher confirms: batch_schedule returns only once RabbitMQ has taken each chunk.
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
+    # A worker that loses its RabbitMQ connection stops its running late-ack tasks: RabbitMQ
+    # has already handed them to another worker, and finishing both would be wasted work.
+    # Not on Redis: its unacked messages outlive a connection blip, and a cancelled task
+    # would then wait out the visibility timeout.
+    CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
