@@ -118,7 +118,7 @@ def _comparison(h: dict[str, Any], all_raters: dict[str, Any] | None, q: dict[st
         "compare": [
             [label, _estimate_text(h[key]), _estimate_text(all_raters[key])] for key, label in _COMPARED
         ],
-        "n_raters_all": all_raters["n_raters"],
+        "n_raters_all": all_raters["n_raters_judged"],
         "n_excluded": q.get("n_excluded", 0),
         "n_unqualified": q.get("n_unqualified", 0),
     }
