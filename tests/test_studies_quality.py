@@ -168,6 +168,10 @@ def test_attention_checks_are_shown_to_every_rater_and_left_out_of_the_statistic
     scores = {s["rater"]: (s["n_passed"], s["n_failed"]) for s in report["rater_quality"]["attention_checks"]}
     assert scores == {passing.rater_profile.pseudonym: (1, 0), failing.rater_profile.pseudonym: (0, 1)}
     assert catch.pk not in reports.read_rows(study).image
+    exported = _client(study.owner).get(f"/api/studies/{study.pk}/judgments.csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    flagged = [r for r in rows if r["is_attention_check"] == "true"]
+    assert len(rows) == 14 and len(flagged) == 2 and {r["truth_kind"] for r in flagged} == {"real"}
 
 
 @pytest.mark.django_db
