@@ -237,3 +237,34 @@ def test_the_raters_page_excludes_with_a_reason_and_the_dashboard_shows_both_hea
     assert owner.post(url, {"action": "include"}).status_code == 302
     assert AuditEvent.objects.filter(action=Action.RATER_INCLUDED).count() == 1
     assert 'id="headline-compare"' not in owner.get(f"/studies/{study.pk}/results/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_study_form_takes_a_qualification_threshold_and_attention_checks():
+    from tests.factories import library_images
+
+    images = library_images(6, 6)
+    catch = images[0]
+    owner = ResearcherFactory()
+    form = {
+        "title": "Crowd pilot",
+        "pool_size": "8",
+        "synthetic_percent": "50",
+        "balance_conditions": "on",
+        "n_anchors": "0",
+        "n_tutorial": "2",
+        "repeat_fraction": "0",
+        "repeat_min_gap": "2",
+        "qualification_min_correct": "50%",
+        "attention_checks": str(catch.pk),
+    }
+    c = _client(owner)
+    assert c.post("/studies/new/", {**form, "qualification_min_correct": "most"}).status_code == 200
+    r = c.post("/studies/new/", form)
+    assert r.status_code == 302, r.context["form"].errors if r.context else r
+    study = owner.owned_studies.get()
+    assert study.config["qualification_min_correct"] == 0.5 and study.config["attention_checks"] == [catch.pk]
+    assert list(study.items.filter(is_attention_check=True).values_list("image_id", flat=True)) == [catch.pk]
+    assert not study.items.filter(image=catch, is_attention_check=False).exists()
+    edit = c.get(f"/studies/{study.pk}/edit/").content.decode()
+    assert 'value="0.5"' in edit and f'value="{catch.pk}"' in edit
