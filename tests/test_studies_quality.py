@@ -193,13 +193,18 @@ def test_an_excluded_rater_leaves_the_statistics_and_the_all_raters_headline_kee
     raters = [rater_for(study, seed=s) for s in range(3)]
     for i, (rater, _) in enumerate(raters):
         _answer_all(_client(rater), study.pk, right=i != 2)
-    before = reports.build(study, n_boot=10).to_dict()
+    before_report = reports.build(study, n_boot=10)
+    before = before_report.to_dict()
     assert before["headline_all_raters"] is None and before["detection"]["pooled"]["n"] == 18
     quality.assignment_exclude(assignment=raters[2][1], by=study.owner, reason="answered at random")
-    after = reports.build(study, n_boot=10).to_dict()
+    after_report = reports.build(study, n_boot=10)
+    after = after_report.to_dict()
     assert after["detection"]["pooled"]["n"] == 12
     assert after["headline"]["n_raters_judged"] == 2
     assert after["headline_all_raters"]["n_raters_judged"] == 3
+    html = reports.render_html(after_report)
+    assert "Headline with every rater" in html and "answered at random" in html
+    assert "Rater quality control" not in reports.render_html(before_report)
     assert after["rater_quality"]["excluded"] == [
         {"rater": raters[2][0].rater_profile.pseudonym, "reason": "answered at random"}
     ]
