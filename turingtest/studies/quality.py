@@ -52,6 +52,22 @@ def _exclusion_fields(assignment: Assignment) -> dict:
     return {"excluded": assignment.is_excluded, "reason": assignment.exclusion_reason}
 
 
+def _exclusion_set(assignment: Assignment, *, action: str, by: AbstractBaseUser, **values: object) -> None:
+    """Store the exclusion ``values`` and the audit event saying what changed."""
+    before = _exclusion_fields(assignment)
+    for name, value in values.items():
+        setattr(assignment, name, value)
+    assignment.save(update_fields=list(values))
+    event_record(
+        action=action,
+        actor=by,
+        obj=assignment,
+        study=assignment.study_id,
+        before=before,
+        after=_exclusion_fields(assignment),
+    )
+
+
 @transaction.atomic
 def assignment_exclude(*, assignment: Assignment, by: AbstractBaseUser, reason: str) -> Assignment:
     """Leave the rater out of the statistics, with the researcher's reason (audited).
@@ -64,18 +80,13 @@ def assignment_exclude(*, assignment: Assignment, by: AbstractBaseUser, reason: 
     assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
     if assignment.is_excluded and assignment.exclusion_reason == reason:
         return assignment
-    before = _exclusion_fields(assignment)
-    assignment.excluded_at = assignment.excluded_at or timezone.now()
-    assignment.excluded_by = by
-    assignment.exclusion_reason = reason
-    assignment.save(update_fields=["excluded_at", "excluded_by", "exclusion_reason"])
-    event_record(
+    _exclusion_set(
+        assignment,
         action=Action.RATER_EXCLUDED,
-        actor=by,
-        obj=assignment,
-        study=assignment.study_id,
-        before=before,
-        after=_exclusion_fields(assignment),
+        by=by,
+        excluded_at=assignment.excluded_at or timezone.now(),
+        excluded_by=by,
+        exclusion_reason=reason,
     )
     return assignment
 
@@ -86,18 +97,13 @@ def assignment_include(*, assignment: Assignment, by: AbstractBaseUser) -> Assig
     assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
     if not assignment.is_excluded:
         return assignment
-    before = _exclusion_fields(assignment)
-    assignment.excluded_at = None
-    assignment.excluded_by = None
-    assignment.exclusion_reason = ""
-    assignment.save(update_fields=["excluded_at", "excluded_by", "exclusion_reason"])
-    event_record(
+    _exclusion_set(
+        assignment,
         action=Action.RATER_INCLUDED,
-        actor=by,
-        obj=assignment,
-        study=assignment.study_id,
-        before=before,
-        after=_exclusion_fields(assignment),
+        by=by,
+        excluded_at=None,
+        excluded_by=None,
+        exclusion_reason="",
     )
     return assignment
 
