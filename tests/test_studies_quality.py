@@ -131,6 +131,7 @@ def test_a_rater_below_the_qualification_threshold_is_thanked_and_refused_furthe
     assert not assignment.presentations.filter(is_tutorial=False, answered_at__isnull=False).exists()
     report = reports.build(study, n_boot=10).to_dict()
     assert report["rater_quality"]["n_unqualified"] == 1
+    assert report["headline_all_raters"] is None  # they judged nothing: no comparison to show
     assert report["rater_quality"]["qualification_min_correct"] == 2
 
 

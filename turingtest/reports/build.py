@@ -130,7 +130,9 @@ def build_report(
         warnings=tuple(warnings),
         headline_all_raters=(
             build_headline(data, all_rows, confidence=confidence, keep_all=True)
-            if rows is not all_rows
+            # Unqualified raters never reach a rated item: the comparison is for exclusions,
+            # or for left-out raters who did leave judgments.
+            if data.excluded or rows.n != all_rows.n
             else None
         ),
         rater_quality=_rater_quality(data),
