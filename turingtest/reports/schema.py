@@ -147,7 +147,7 @@ Floats that are undefined (NaN) are ``None``; every such case also adds a line t
       # researcher excluded and raters below the tutorial qualification threshold are left out
       # of every section above; attention-check (catch image) judgments never enter them.
       "headline_all_raters": Headline | None,   # the headline with every rater kept; None
-                                                # when no rater is left out (it would repeat it)
+                  # unless a rater is excluded or leaving raters out drops judgments (it would repeat it)
       "rater_quality": {
         "n_excluded": int, "n_unqualified": int,  # raters left out of the statistics
         "qualification_min_correct": int | None,  # correct tutorial answers needed; None: not asked
