@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from tests.factories import AdminFactory, ImageFactory, ResearcherFactory, UserFactory, open_study, rater_for
 from tests.library_support import checkpoint_fixture, distribution, library_fixture  # noqa: F401
 from turingtest.core import roles
-from turingtest.studies import invitations, lifecycle, services
+from turingtest.studies import invitations, lifecycle, quality, services
 from turingtest.studies.models import Invitation, Judgment
 from turingtest.trail.models import AuditEvent
 from turingtest.trail.services import RESERVED, Action
@@ -198,6 +198,45 @@ def _consent_given(request) -> Act:
             "study_id": study.pk,
             "object_id": str(assignment.pk),
             "actor_name": rater.rater_profile.pseudonym,
+        }
+
+    return act
+
+
+def _rater_excluded(request) -> Act:
+    study = open_study()
+    owner = study.owner
+    _, assignment = rater_for(study)
+
+    def act():
+        quality.assignment_exclude(assignment=assignment, by=owner, reason="answered in 2 s each")
+        # The same reason again is a no-op: still one event.
+        quality.assignment_exclude(assignment=assignment, by=owner, reason="answered in 2 s each")
+        return {
+            "study_id": study.pk,
+            "object_id": str(assignment.pk),
+            "actor_name": owner.username,
+            "before": {"excluded": False, "reason": ""},
+            "after": {"excluded": True, "reason": "answered in 2 s each"},
+        }
+
+    return act
+
+
+def _rater_included(request) -> Act:
+    study = open_study()
+    owner = study.owner
+    _, assignment = rater_for(study)
+    quality.assignment_exclude(assignment=assignment, by=owner, reason="straight-lined")
+
+    def act():
+        quality.assignment_include(assignment=assignment, by=owner)
+        quality.assignment_include(assignment=assignment, by=owner)  # not excluded any more: no-op
+        return {
+            "study_id": study.pk,
+            "object_id": str(assignment.pk),
+            "before": {"excluded": True, "reason": "straight-lined"},
+            "after": {"excluded": False, "reason": ""},
         }
 
     return act
@@ -450,6 +489,8 @@ SCENARIOS: dict[str, Callable[..., Act]] = {
     Action.INVITATION_USED: _invitation_used,
     Action.CONSENT_GIVEN: _consent_given,
     Action.JUDGMENT_CHANGED: _judgment_changed,
+    Action.RATER_EXCLUDED: _rater_excluded,
+    Action.RATER_INCLUDED: _rater_included,
     Action.IMAGE_GROUND_TRUTH_CHANGED: _image_ground_truth_changed,
     Action.CHECKPOINT_UPLOADED: _checkpoint_uploaded,
     Action.BATCH_SCHEDULED: _batch_scheduled,

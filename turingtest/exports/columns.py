@@ -136,6 +136,13 @@ COLUMNS: tuple[Column, ...] = (
         F(f"{_P}__item__is_anchor"),
         "true for anchor items every rater sees.",
     ),
+    Column(
+        "is_attention_check",
+        "bool",
+        F(f"{_P}__item__is_attention_check"),
+        "true for a catch image the researcher designated (an attention check): left out of the "
+        "report's statistics; passed when the call matches truth_kind.",
+    ),
     Column("truth_kind", "text", F(f"{_IMG}__kind"), "Ground truth: real or synthetic."),
     Column(
         "truth_condition",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 
-from django.db.models import F, Value
+from django.db.models import Case, ExpressionWrapper, F, Q, Value, When
 from django.db.models.fields import BooleanField, CharField
 
 from turingtest.exports.columns import KIND_TEXT, Column
@@ -48,14 +48,33 @@ RATER_COLUMNS: tuple[Column, ...] = (
     Column(
         "qualification_result",
         "text",
-        Value("", output_field=CharField()),
-        "The tutorial qualification outcome; empty while the study asks no qualification.",
+        Case(
+            When(qualified=True, then=Value("passed")),
+            When(qualified=False, then=Value("failed")),
+            default=Value(""),
+            output_field=CharField(),
+        ),
+        "passed or failed: the rater's correct tutorial answers against the study's qualification "
+        "threshold (failed: thanked, and no study item was shown); empty while the study asks no "
+        "qualification or the tutorial is unfinished.",
+    ),
+    Column(
+        "tutorial_correct",
+        "int",
+        F("n_tutorial_correct"),
+        "Correct tutorial answers, counted when a qualification was decided; empty otherwise.",
     ),
     Column(
         "excluded",
         "bool",
-        Value(False, output_field=BooleanField()),
+        ExpressionWrapper(Q(excluded_at__isnull=False), output_field=BooleanField()),
         "true when the researcher excluded the rater from the statistics (false: no exclusion).",
+    ),
+    Column(
+        "exclusion_reason",
+        "text",
+        F("exclusion_reason"),
+        "The researcher's reason for the exclusion (empty when not excluded).",
     ),
 )
 

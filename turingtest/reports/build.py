@@ -25,16 +25,19 @@ from turingtest.reports.schema import (
     LESION_LABELS,
     RT_QUANTILES,
     SCHEMA_VERSION,
+    AttentionScore,
     AucSummary,
     Breakdowns,
     Detection,
     DetectionSection,
+    ExcludedRater,
     GroupDetection,
     Headline,
     Hype,
     Meta,
     Progress,
     RaterDetection,
+    RaterQuality,
     ResponseTimeGroup,
     ResponseTimes,
     StudyInfo,
@@ -61,6 +64,8 @@ def build_report(
     warnings = Warnings()
     seed = int(data.seed if seed is None else seed)
     images = data.images
+    all_rows = rows
+    rows = rows.without_raters(data.left_out_raters)  # excluded and unqualified raters
     rater_ids_all = stats.factorize(rows.rater.astype(np.int64))[0] if rows.n else np.empty(0, np.int64)
     first, known, is_repeat, is_first = _select(data, rows, warnings)
 
@@ -123,11 +128,39 @@ def build_report(
         breakdowns=breakdowns,
         response_times=response_times,
         warnings=tuple(warnings),
+        headline_all_raters=(
+            build_headline(data, all_rows, confidence=confidence, keep_all=True)
+            # Unqualified raters never reach a rated item: the comparison is for exclusions,
+            # or for left-out raters who did leave judgments.
+            if data.excluded or rows.n != all_rows.n
+            else None
+        ),
+        rater_quality=_rater_quality(data),
     )
 
 
-def build_headline(data: StudyData, rows: Rows, *, confidence: float = 0.95) -> Headline:
-    """The headline section alone (no bootstrap, no other section): precision planning's input."""
+def _rater_quality(data: StudyData) -> RaterQuality:
+    name = lambda user_id: data.profile(user_id)[0]  # noqa: E731
+    return RaterQuality(
+        n_excluded=len(data.excluded),
+        n_unqualified=len(data.unqualified),
+        qualification_min_correct=data.qualification_min_correct,
+        excluded=tuple(sorted((ExcludedRater(name(u), reason) for u, reason in data.excluded), key=str)),
+        attention_checks=tuple(
+            sorted((AttentionScore(name(u), p, f) for u, p, f in data.attention), key=lambda a: a.rater)
+        ),
+    )
+
+
+def build_headline(
+    data: StudyData, rows: Rows, *, confidence: float = 0.95, keep_all: bool = False
+) -> Headline:
+    """The headline section alone (no bootstrap, no other section): precision planning's input.
+
+    Excluded and unqualified raters are left out, as in the report, unless ``keep_all``.
+    """
+    if not keep_all:
+        rows = rows.without_raters(data.left_out_raters)
     warnings = Warnings()
     first = _select(data, rows, warnings)[0]
     pooled = _detection(first.says, first.truth, first.signed, "pooled", warnings, confidence)

@@ -6,7 +6,7 @@ query, so the statistics can be tested and timed on arrays alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -28,6 +28,13 @@ class Rows:
     @property
     def n(self) -> int:
         return int(self.presentation.size)
+
+    def without_raters(self, user_ids: frozenset[int]) -> Rows:
+        """These rows less the judgments of ``user_ids`` (self when there are none to drop)."""
+        if not user_ids or not self.n:
+            return self
+        keep = ~np.isin(self.rater, np.array(sorted(user_ids), dtype=np.float64))
+        return Rows(*(getattr(self, f.name)[keep] for f in fields(Rows)))
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,17 @@ class StudyData:
     n_started: int
     n_finished: int
     design_warnings: tuple[str, ...] = ()  # choices in the frozen design that weaken blinding
+    # Rater quality control: (user id, reason) of excluded raters, user ids of raters below the
+    # qualification threshold, (user id, passed, failed) attention checks; needed correct answers.
+    excluded: tuple[tuple[int, str], ...] = ()
+    unqualified: tuple[int, ...] = ()
+    attention: tuple[tuple[int, int, int], ...] = ()
+    qualification_min_correct: int | None = None
+
+    @property
+    def left_out_raters(self) -> frozenset[int]:
+        """User ids of raters the statistics leave out (excluded or not qualified)."""
+        return frozenset(int(u) for u, _ in self.excluded) | frozenset(int(u) for u in self.unqualified)
 
     def profile(self, user_id: int) -> tuple[str, str, int]:
         """(pseudonym, role, years) of a rater; a rater without a profile gets a stand-in."""

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 
 from turingtest.library.models import Condition, Image, is_labelled_fitzpatrick
 from turingtest.reports.inputs import Images, Rows, StudyData
+from turingtest.studies import protocol, quality
 from turingtest.studies.models import Judgment, RaterProfile, Study
 from turingtest.studies.progress import study_progress
 
@@ -39,6 +40,7 @@ def judgment_queryset(study: Study) -> QuerySet:
             presentation__assignment__study=study,
             presentation__is_tutorial=False,
             presentation__item__is_tutorial=False,
+            presentation__item__is_attention_check=False,  # catch images never enter the statistics
         )
         .order_by()
         .values_list(*ROW_FIELDS)
@@ -68,7 +70,9 @@ def read_rows(study: Study) -> Rows:
 
 def _images(study: Study) -> Images:
     rows = list(
-        Image.objects.filter(study_items__study=study, study_items__is_tutorial=False)
+        Image.objects.filter(
+            study_items__study=study, study_items__is_tutorial=False, study_items__is_attention_check=False
+        )
         .order_by("pk")
         .values_list(
             "pk",
@@ -122,4 +126,18 @@ def load_study(study: Study) -> StudyData:
         n_started=progress.n_started,
         n_finished=progress.n_finished,
         design_warnings=tuple(study.design_warnings()),
+        **_quality(study),
     )
+
+
+def _quality(study: Study) -> dict:
+    """Rater quality control as plain values: who is left out, and the attention-check scores."""
+    rows = quality.rater_quality_rows(study.pk)
+    return {
+        "excluded": tuple((r.rater_id, r.reason) for r in rows if r.is_excluded),
+        "unqualified": tuple(r.rater_id for r in rows if not r.is_excluded and r.qualified is False),
+        "attention": tuple((r.rater_id, r.n_passed, r.n_failed) for r in rows if r.n_passed + r.n_failed),
+        "qualification_min_correct": protocol.qualification_needed(
+            {**protocol.DEFAULT_CONFIG, **(study.config or {})}
+        ),
+    }

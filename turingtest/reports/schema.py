@@ -143,6 +143,17 @@ Floats that are undefined (NaN) are ``None``; every such case also adds a line t
                     "q_ms": [float] | None}],
       },
       "warnings": [str],
+      # Rater quality control (issue 13; additions only, so the version stays 2). Raters the
+      # researcher excluded and raters below the tutorial qualification threshold are left out
+      # of every section above; attention-check (catch image) judgments never enter them.
+      "headline_all_raters": Headline | None,   # the headline with every rater kept; None
+                  # unless a rater is excluded or leaving raters out drops judgments (it would repeat it)
+      "rater_quality": {
+        "n_excluded": int, "n_unqualified": int,  # raters left out of the statistics
+        "qualification_min_correct": int | None,  # correct tutorial answers needed; None: not asked
+        "excluded": [{"rater": pseudonym, "reason": str}],          # sorted by pseudonym
+        "attention_checks": [{"rater": pseudonym, "n_passed": int, "n_failed": int}],
+      },
     }
 """
 
@@ -463,6 +474,28 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ExcludedRater:
+    rater: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AttentionScore:
+    rater: str
+    n_passed: int
+    n_failed: int
+
+
+@dataclass(frozen=True)
+class RaterQuality:
+    n_excluded: int = 0
+    n_unqualified: int = 0
+    qualification_min_correct: int | None = None
+    excluded: tuple[ExcludedRater, ...] = ()
+    attention_checks: tuple[AttentionScore, ...] = ()
+
+
+@dataclass(frozen=True)
 class StudyReport:
     headline: Headline
     schema_version: int
@@ -476,6 +509,8 @@ class StudyReport:
     breakdowns: Breakdowns
     response_times: ResponseTimes
     warnings: tuple[str, ...]
+    headline_all_raters: Headline | None = None
+    rater_quality: RaterQuality = RaterQuality()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable dict (see the module docstring); NaN and ±inf become None."""

@@ -526,4 +526,47 @@ def report_tables(d: dict[str, Any]) -> tuple[Section, ...]:
                 ),  # fmt: skip
             ),
         ),
+    ) + _quality_sections(d)
+
+
+def _quality_sections(d: dict[str, Any]) -> tuple[Section, ...]:
+    """Rater quality control, when the study uses any: the headline with every rater kept beside
+    the one above (which leaves excluded and unqualified raters out), exclusions, attention checks."""
+    q = d.get("rater_quality") or {}
+    every = d.get("headline_all_raters")
+    if not (every or q.get("excluded") or q.get("attention_checks") or q.get("n_unqualified")):
+        return ()
+    tables = []
+    if every:
+        tables.append(
+            Table(
+                "headline_all_raters",
+                "Headline with every rater (excluded and unqualified raters kept)",
+                ("", *CROSSED_HEADERS),
+                headline_rows(every),
+                heading=True,
+                note=f"{every['sentence']} Compare with the headline above, which leaves "
+                f"{q.get('n_excluded', 0)} excluded and {q.get('n_unqualified', 0)} unqualified raters out.",
+            )
+        )
+    tables.append(
+        Table(
+            "rater_quality.excluded",
+            "Raters excluded by the researcher",
+            ("rater", "reason"),
+            _rows((e["rater"], e["reason"]) for e in q.get("excluded") or ()),
+            heading=True,
+            note=f"{q.get('n_unqualified', 0)} raters stopped below the tutorial qualification threshold "
+            f"({q.get('qualification_min_correct') or 'none asked'} correct answers needed).",
+        )
     )
+    tables.append(
+        Table(
+            "rater_quality.attention_checks",
+            "Attention checks per rater (catch images, not in the statistics)",
+            ("rater", "passed", "failed"),
+            _rows((a["rater"], a["n_passed"], a["n_failed"]) for a in q.get("attention_checks") or ()),
+            heading=True,
+        )
+    )
+    return (Section("Rater quality control", tuple(tables)),)

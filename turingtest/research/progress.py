@@ -7,16 +7,28 @@ this module only names them the way the dashboard and the researcher API show th
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
-from turingtest.studies.models import Study
+from django.db.models import Q
+
+from turingtest.studies.models import Assignment, Study
 from turingtest.studies.progress import judgment_state
 from turingtest.studies.progress import study_progress as progress_of
 
 
 def state_key(study: Study) -> str:
+    """Changes with every new judgment, and with every exclusion or qualification outcome
+    (they change which raters the statistics keep)."""
     n, last = judgment_state(study)
-    return f"{study.pk}:{n}:{last.timestamp() if last else 0}"
+    left_out = sorted(
+        (pk, at.timestamp() if at else 0, reason, q)
+        for pk, at, reason, q in Assignment.objects.filter(study=study)
+        .filter(Q(excluded_at__isnull=False) | Q(qualified=False))
+        .values_list("pk", "excluded_at", "exclusion_reason", "qualified")
+    )
+    quality = hashlib.sha256(repr(left_out).encode()).hexdigest()[:16] if left_out else "-"
+    return f"{study.pk}:{n}:{last.timestamp() if last else 0}:{quality}"
 
 
 def study_progress(study: Study) -> dict[str, Any]:

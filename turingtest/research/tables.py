@@ -70,6 +70,11 @@ class HeadlineCard:
     n_synthetic_images: int
     notes: list[str]
     method: str
+    # With raters left out (excluded, not qualified): the headline with every rater beside it.
+    compare: list[list[str]] = field(default_factory=list)
+    n_raters_all: int = 0
+    n_excluded: int = 0
+    n_unqualified: int = 0
 
 
 def headline_card(report: dict[str, Any]) -> HeadlineCard:
@@ -89,6 +94,7 @@ def headline_card(report: dict[str, Any]) -> HeadlineCard:
         n_synthetic_images=h["n_synthetic_images"],
         notes=list(h["notes"]),
         method=h["method"],
+        **_comparison(h, report.get("headline_all_raters"), report.get("rater_quality") or {}),
     )
 
 
@@ -110,3 +116,32 @@ def report_warnings(report: dict[str, Any], *, limit: int = 50) -> ReportWarning
         messages=[w for w in warnings if not w.endswith(NO_JUDGMENTS)][:limit],
         no_judgments=[w.removesuffix(NO_JUDGMENTS) for w in warnings if w.endswith(NO_JUDGMENTS)],
     )
+
+
+_COMPARED = (
+    ("balanced_accuracy", "balanced accuracy"),
+    ("sensitivity", "sensitivity (1 − fooling rate)"),
+    ("specificity", "specificity"),
+    ("auc", "AUC (confidence ratings)"),
+)
+
+
+def _estimate_text(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "not estimable"
+    return f"{cell_text(c['estimate'])} ({cell_text(c['ci_low'])}–{cell_text(c['ci_high'])})"
+
+
+def _comparison(h: dict[str, Any], all_raters: dict[str, Any] | None, q: dict[str, Any]) -> dict[str, Any]:
+    """The headline without and with the left-out raters, one row per estimate (empty when no
+    rater is left out)."""
+    if not all_raters:
+        return {}
+    return {
+        "compare": [
+            [label, _estimate_text(h[key]), _estimate_text(all_raters[key])] for key, label in _COMPARED
+        ],
+        "n_raters_all": all_raters["n_raters_judged"],
+        "n_excluded": q.get("n_excluded", 0),
+        "n_unqualified": q.get("n_unqualified", 0),
+    }

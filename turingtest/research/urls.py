@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from rest_framework.authtoken.views import obtain_auth_token
 
 from turingtest.core import converters  # noqa: F401 - registers <token:…>
-from turingtest.research import api, views
+from turingtest.research import api, raters, views
 
 urlpatterns = [
     # Researcher API (token or session auth; OpenAPI at /api/schema/)
@@ -29,6 +29,12 @@ urlpatterns = [
         r"^studies/(?P<study_id>[0-9]+)/results/plots/(?P<name>[a-z_]+)\.(?P<fmt>svg|png)$",
         views.study_results_plot,
         name="study-results-plot",
+    ),
+    path("studies/<int:study_id>/results/raters/", raters.study_raters, name="study-raters"),
+    path(
+        "studies/<int:study_id>/results/raters/<int:assignment_id>/exclusion",
+        raters.study_rater_exclusion,
+        name="study-rater-exclusion",
     ),
     path(
         "studies/<int:study_id>/results/images/<token:token>",

@@ -33,6 +33,8 @@ STATUS = {
     "finished": 409,
     "key_reused": 409,
     "closed": 410,
+    # Gone for this rater: below the tutorial qualification threshold (the page thanks them).
+    "not_qualified": 410,
     # 423 Locked: the study is paused, for a while. Not 409 (the page reads that as "answered
     # elsewhere") nor 5xx (the answer queue would retry it as a connection problem).
     "paused": 423,
@@ -41,7 +43,9 @@ STATUS = {
 _ERRORS = {
     403: OpenApiResponse(ErrorSerializer, description="Not logged in, or consent not given yet."),
     404: OpenApiResponse(ErrorSerializer, description="No assignment for this study, or not your token."),
-    410: OpenApiResponse(ErrorSerializer, description="The study is closed."),
+    410: OpenApiResponse(
+        ErrorSerializer, description="The study is closed, or ended for this rater (code 'not_qualified')."
+    ),
     423: OpenApiResponse(
         ErrorSerializer, description="The study is paused (code 'paused'): come back later, nothing is lost."
     ),

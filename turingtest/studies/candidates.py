@@ -36,7 +36,7 @@ def candidate_images(config: dict, *, study: Study | None = None) -> list[protoc
         other_items = other_items.exclude(study=study)
     qs = qs.annotate(
         tutorial_elsewhere=Exists(other_items.filter(is_tutorial=True)),
-        rated_elsewhere=Exists(other_items.filter(is_tutorial=False)),
+        rated_elsewhere=Exists(other_items.filter(is_tutorial=False, is_attention_check=False)),
     )
     rows = qs.values_list(
         "pk",

@@ -93,11 +93,24 @@ class InviteForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=500, initial=5, label="Number of invitation links")
 
 
-def _ids(text: str) -> list[int]:
+def _ids(text: str, what: str = "batch") -> list[int]:
     try:
         return [int(part) for part in text.replace(",", " ").split()]
     except ValueError:
-        raise forms.ValidationError("Give batch ids as numbers separated by commas.") from None
+        raise forms.ValidationError(f"Give {what} ids as numbers separated by commas.") from None
+
+
+def _threshold(text: str) -> int | float | None:
+    """ "3" is a count of correct tutorial answers, "0.75" or "75%" a fraction; blank: none."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise forms.ValidationError("Give a count (3), a fraction (0.75) or a percentage (75%).") from None
 
 
 class StudyForm(forms.Form):
@@ -174,6 +187,18 @@ class StudyForm(forms.Form):
     ask_confidence = forms.BooleanField(required=False, initial=True, label="Ask confidence (1–5)")
     ask_diagnosis = forms.BooleanField(required=False, label="Ask a diagnosis")
     ask_comment = forms.BooleanField(required=False, label="Allow a comment")
+    qualification_min_correct = forms.CharField(
+        required=False,
+        label="Qualification: correct tutorial answers needed",
+        help_text="A count (3), a fraction (0.75) or a percentage (75%) of the tutorial examples; "
+        "raters below it are thanked and stop after the tutorial. Blank: no qualification.",
+    )
+    attention_checks = forms.CharField(
+        required=False,
+        label="Attention checks (library image ids)",
+        help_text="Catch images every rater sees once at a seeded position, e.g. unmistakable real "
+        "photos or broken renders; kept out of the pool draw and of the statistics.",
+    )
     seed = forms.IntegerField(
         required=False, min_value=SEED_MIN, max_value=SEED_MAX, help_text="Blank: random (recorded)."
     )
@@ -210,6 +235,7 @@ class StudyForm(forms.Form):
             "Questions and feedback",
             ("ask_confidence", "ask_diagnosis", "ask_comment", "answers_editable", "show_score"),
         ),
+        ("Rater quality control", ("qualification_min_correct", "attention_checks")),
         ("Reproducibility", ("seed",)),
     )
 
@@ -219,6 +245,12 @@ class StudyForm(forms.Form):
 
     # Fields that do not shape the pool: the live preview neither needs nor checks them.
     TEXT_FIELDS = ("title", "instructions", "consent_text")
+
+    def clean_qualification_min_correct(self) -> int | float | None:
+        return _threshold(self.cleaned_data.get("qualification_min_correct") or "")
+
+    def clean_attention_checks(self) -> list[int]:
+        return _ids(self.cleaned_data.get("attention_checks") or "", "image")
 
     def service_kwargs(self) -> dict:
         d = self.cleaned_data
@@ -273,6 +305,8 @@ class StudyForm(forms.Form):
                 "diagnosis": d["ask_diagnosis"],
                 "comment": d["ask_comment"],
             },
+            "qualification_min_correct": d["qualification_min_correct"],
+            "attention_checks": d["attention_checks"],
         }
 
     @staticmethod
@@ -303,5 +337,9 @@ class StudyForm(forms.Form):
             "ask_confidence": c["questions"]["confidence"],
             "ask_diagnosis": c["questions"]["diagnosis"],
             "ask_comment": c["questions"]["comment"],
+            "qualification_min_correct": ""
+            if c["qualification_min_correct"] is None
+            else str(c["qualification_min_correct"]),
+            "attention_checks": ", ".join(str(i) for i in c["attention_checks"]),
             "seed": study.seed,
         }

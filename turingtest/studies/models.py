@@ -196,6 +196,9 @@ class StudyItem(models.Model):
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="study_items")
     is_tutorial = models.BooleanField(default=False)
     is_anchor = models.BooleanField(default=False)
+    # A catch image the researcher designated (config "attention_checks"): shown at seeded
+    # positions among the rated items, outside the matched pool draw, never in the statistics.
+    is_attention_check = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "image"], name="studyitem_unique_image")]
@@ -277,9 +280,27 @@ class Assignment(models.Model):
     # the current item's position: the state needs no COUNT and no counter updates.
     n_items = models.PositiveIntegerField(default=0, help_text="Study presentations (repeats included).")
     n_tutorial = models.PositiveIntegerField(default=0)
+    # Rater quality control. ``qualified`` is decided once, when the last tutorial answer is
+    # written, and only in a study with a qualification threshold (None: not asked or not yet).
+    qualified = models.BooleanField(null=True, blank=True)
+    n_tutorial_correct = models.PositiveIntegerField(null=True, blank=True)
+    excluded_at = models.DateTimeField(null=True, blank=True, help_text="Left out of the statistics.")
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    exclusion_reason = models.TextField(blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "rater"], name="assignment_unique_rater")]
+
+    @property
+    def is_excluded(self) -> bool:
+        return self.excluded_at is not None
+
+    @property
+    def qualification_result(self) -> str:
+        """ "passed", "failed", or "" (the study asks no qualification, or the tutorial is unfinished)."""
+        return {True: "passed", False: "failed"}.get(self.qualified, "")
 
 
 class Presentation(models.Model):

@@ -44,6 +44,12 @@ DEFAULT_CONFIG: dict = {
     "answers_editable": False,
     "show_score": False,
     "questions": {"confidence": True, "diagnosis": False, "comment": False},
+    # Rater quality control. A rater with fewer correct tutorial answers than this (a count,
+    # or a fraction of the tutorial items) is thanked and does not go on; None: no threshold.
+    "qualification_min_correct": None,
+    # Library image ids of catch images (unmistakable real photos, broken renders): shown to
+    # every rater at seeded positions, kept out of the pool draw and of the statistics.
+    "attention_checks": [],
 }
 
 
@@ -89,12 +95,45 @@ def config_with_defaults(config: dict | None) -> dict:
     for key, value in out["questions"].items():
         if key not in DEFAULT_CONFIG["questions"] or not isinstance(value, bool):
             raise ValueError(f"questions.{key} must be a known question set to true or false")
+    _check_quality_control(out)
     kinds = out["pool"]["kinds"]
     if not set(kinds) <= {REAL, SYNTHETIC}:
         raise ValueError(f"pool.kinds must be a subset of real/synthetic, got {kinds!r}")
     if out["n_real"] and REAL not in kinds or out["n_synthetic"] and SYNTHETIC not in kinds:
         raise ValueError("pool.kinds excludes a kind the pool asks images of")
     return out
+
+
+def _check_quality_control(out: dict) -> None:
+    q = out["qualification_min_correct"]
+    if q is not None:
+        if isinstance(q, bool) or not isinstance(q, int | float):
+            raise ValueError(f"qualification_min_correct must be a count, a fraction or null, got {q!r}")
+        if not out["n_tutorial"]:
+            raise ValueError("qualification_min_correct needs tutorial items (n_tutorial > 0)")
+        # A float is a fraction of the tutorial items, an int a count of them.
+        if isinstance(q, float) and not 0 < q <= 1:
+            raise ValueError(f"qualification_min_correct as a fraction must be in (0, 1], got {q!r}")
+        if isinstance(q, int) and not 1 <= q <= out["n_tutorial"]:
+            raise ValueError(
+                f"qualification_min_correct must be between 1 and n_tutorial ({out['n_tutorial']}), got {q!r}"
+            )
+    checks = out["attention_checks"]
+    if not isinstance(checks, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in checks
+    ):
+        raise ValueError(f"attention_checks must be a list of image ids, got {checks!r}")
+    out["attention_checks"] = sorted(set(checks))
+
+
+def qualification_needed(config: dict) -> int | None:
+    """Correct tutorial answers a rater needs to go on (a fraction rounds up), or None."""
+    q = config.get("qualification_min_correct")
+    if q is None:
+        return None
+    if isinstance(q, float):
+        return max(1, math.ceil(q * config["n_tutorial"] - 1e-9))
+    return int(q)
 
 
 def synthetic_fraction(config: dict) -> float:
@@ -304,7 +343,9 @@ def draw_pool(*, candidates: Sequence[tuple], config: dict, seed: int) -> PoolDr
     config, seed) always gives the same pool; the order of ``candidates`` does not matter.
     """
     rng = random.Random(seed)
-    cands = sorted(Candidate(*c) for c in candidates)
+    # Attention checks are placed by the researcher, never drawn (nor a tutorial example).
+    catch = set(config.get("attention_checks") or ())
+    cands = sorted(c for c in (Candidate(*c) for c in candidates) if c.image_id not in catch)
     by_fitz = config["match_fitzpatrick"] and not config["unmatched"]
     rated, groups = _rated_groups(cands, by_fitz)
     _check_totals(groups, config)
@@ -376,6 +417,7 @@ class Slot:
     item_id: int
     is_tutorial: bool = False
     repeat_of: int | None = None
+    is_attention_check: bool = False
 
 
 def plan_sequence(
@@ -384,6 +426,7 @@ def plan_sequence(
     tutorial: Sequence[int],
     config: dict,
     seed: int,
+    attention: Sequence[int] = (),
 ) -> list[Slot]:
     """A rater's sequence: tutorial first, then a balanced, shuffled set, repeats spaced later.
 
@@ -391,7 +434,10 @@ def plan_sequence(
     sees every anchor plus a random subset drawn so the real:synthetic share matches
     the study's ratio. A ``repeat_fraction`` of the rated items is shown again, each
     repeat at least ``repeat_min_gap`` positions after its first showing (so never
-    adjacent). The same (items, tutorial, config, seed) always gives the same sequence.
+    adjacent). ``attention`` (study item ids of catch images) are shown once each at seeded
+    positions among the rated items, never first. The same (items, tutorial, config, seed,
+    attention) always gives the same sequence; without attention checks it is the sequence
+    drawn before they existed (they draw from the generator last).
     """
     rng = random.Random(seed)
     tut = sorted(tutorial)
@@ -428,11 +474,18 @@ def plan_sequence(
         at = rng.randint(current + gap, len(seq))
         seq.insert(at, (main[orig], orig))
 
+    # Attention checks: each at a random position after the first rated item. Inserting
+    # never shrinks an original-to-repeat distance, and -1 marks them apart from repeats.
+    for check in sorted(attention):
+        seq.insert(rng.randint(1, len(seq)) if seq else 0, (check, -1))
+
     # repeat_of points at the index of the first showing (always earlier).
     slots = [Slot(item_id=i, is_tutorial=True) for i in tut]
     position_of: dict[int, int] = {}
     for item, src in seq:
-        if src is None:
+        if src == -1:
+            slots.append(Slot(item_id=item, is_attention_check=True))
+        elif src is None:
             position_of[item] = len(slots)
             slots.append(Slot(item_id=item))
         else:

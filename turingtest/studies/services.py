@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from turingtest.core import roles
-from turingtest.library.models import Condition
+from turingtest.library.models import Condition, Image
 from turingtest.studies import protocol
 from turingtest.studies.candidates import candidate_images as _candidate_images
 from turingtest.studies.candidates import match_error as _match_error
@@ -87,11 +87,16 @@ def study_build_pool(*, study: Study) -> None:
         )
     except protocol.MatchError as exc:
         raise _match_error(exc) from None
+    catch = config["attention_checks"]
+    missing = sorted(set(catch) - set(Image.objects.filter(pk__in=catch).values_list("pk", flat=True)))
+    if missing:
+        raise ValueError(f"attention_checks: no library image with id {missing}")
     study.items.all().delete()
     anchors = set(draw.anchors)
     StudyItem.objects.bulk_create(
         [StudyItem(study=study, image_id=i, is_anchor=i in anchors) for i in draw.items]
         + [StudyItem(study=study, image_id=i, is_tutorial=True) for i in draw.tutorial]
+        + [StudyItem(study=study, image_id=i, is_attention_check=True) for i in catch]
     )
     study.conditions.set(_study_conditions(config))
     study.pool_summary = {
@@ -290,7 +295,13 @@ def study_copy(*, study: Study, owner: AbstractBaseUser, title: str | None = Non
     )
     StudyItem.objects.bulk_create(
         [
-            StudyItem(study=copy, image_id=i.image_id, is_anchor=i.is_anchor, is_tutorial=i.is_tutorial)
+            StudyItem(
+                study=copy,
+                image_id=i.image_id,
+                is_anchor=i.is_anchor,
+                is_tutorial=i.is_tutorial,
+                is_attention_check=i.is_attention_check,
+            )
             for i in study.items.all()
         ]
     )
@@ -420,11 +431,16 @@ def assignment_create(*, study: Study, rater: AbstractBaseUser, seed: int | None
     if existing:
         return existing
     config = protocol.config_with_defaults(study.config)
-    rows = list(study.items.values_list("pk", "image__kind", "is_anchor", "is_tutorial"))
-    items = [(pk, kind, anchor) for pk, kind, anchor, tut in rows if not tut]
-    tutorial = [pk for pk, _, _, tut in rows if tut]
+    rows = list(
+        study.items.values_list("pk", "image__kind", "is_anchor", "is_tutorial", "is_attention_check")
+    )
+    items = [(pk, kind, anchor) for pk, kind, anchor, tut, catch in rows if not tut and not catch]
+    tutorial = [pk for pk, _, _, tut, _ in rows if tut]
+    attention = [pk for pk, _, _, _, catch in rows if catch]
     seed = new_seed() if seed is None else seed
-    slots = protocol.plan_sequence(items=items, tutorial=tutorial, config=config, seed=seed)
+    slots = protocol.plan_sequence(
+        items=items, tutorial=tutorial, config=config, seed=seed, attention=attention
+    )
     n_tutorial = sum(s.is_tutorial for s in slots)
     assignment = Assignment.objects.create(
         study=study, rater=rater, seed=seed, n_tutorial=n_tutorial, n_items=len(slots) - n_tutorial

@@ -52,6 +52,8 @@ def _refused(request: HttpRequest, study_id: int, exc: rating.RatingError) -> Ht
         return _closed(request, exc.detail)
     if exc.reason == "paused":
         return render(request, "studies/paused.html", {"detail": exc.detail}, status=200)
+    if exc.reason == "not_qualified":
+        return render(request, "studies/not_qualified.html", {"detail": exc.detail}, status=200)
     raise Http404(exc.detail)
 
 

@@ -27,8 +27,6 @@ Action = AuditEvent.Action
 RESERVED = frozenset(
     {
         Action.CONSENT_WITHDRAWN,
-        Action.RATER_EXCLUDED,
-        Action.RATER_INCLUDED,
         Action.COLLABORATOR_REMOVED,
     }
 )

@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from turingtest.library.models import Image
+from turingtest.studies import quality
 from turingtest.studies.models import Judgment, Presentation, TutorialAnswer
 from turingtest.studies.rating import writers
 from turingtest.studies.rating.state import assignment_state, presentation_mark_shown
@@ -72,9 +73,14 @@ def judgment_record(*, turn: RaterTurn, token: str, answer: Answer, client_key: 
         # Only a client_key already used for another answer gets here (the claim before the
         # insert rules out a second row for this presentation); nothing was written.
         raise RatingError("key_reused", "This client_key was already used for another answer.") from None
-    return Recorded(
-        created=True, body=_body(current.pk, current.is_tutorial, turn.after_answer(), answer.says_synthetic)
-    )
+    body = _body(current.pk, current.is_tutorial, turn.after_answer(), answer.says_synthetic)
+    if current.is_tutorial and current.position == turn.n_tutorial - 1:
+        # The last tutorial answer decides a qualification, once; below the threshold the rater
+        # sees this item's feedback, then the thank-you page (no study item is shown).
+        if quality.assignment_qualify(assignment_id=turn.assignment_id, config=turn.rules.config) is False:
+            body["state"] = None
+            body["not_qualified"] = {"detail": quality.NOT_QUALIFIED}
+    return Recorded(created=True, body=body)
 
 
 def _not_current(turn: RaterTurn, token: str, answer: Answer, client_key: uuid.UUID) -> Recorded:

@@ -22,6 +22,7 @@ from django.db import connection
 
 from turingtest.studies import protocol
 from turingtest.studies.models import Assignment, Presentation, Study
+from turingtest.studies.quality import NOT_QUALIFIED
 
 N_UPCOMING = 3  # the current item, the next (prefetched), and the one after (the next state's prefetch)
 
@@ -31,7 +32,8 @@ class RatingError(Exception):
 
     ``reason`` is one of: ``not_authenticated``, ``consent_required``, ``not_found`` (no
     assignment, a draft study, another rater's token), ``closed``, ``paused`` (come back later:
-    nothing is lost, the study resumes), ``out_of_order``,
+    nothing is lost, the study resumes), ``not_qualified`` (below the tutorial qualification
+    threshold: thanked, and the study ends for them), ``out_of_order``,
     ``already_answered``, ``not_editable`` (an edit of anything but the previous item),
     ``finished`` (an edit after the last answer: the assignment is frozen), ``key_reused``,
     ``invalid`` (then ``errors`` holds field errors).
@@ -113,6 +115,7 @@ class RaterTurn:
     n_items: int  # study presentations, repeats included
     n_tutorial: int
     upcoming: tuple[Upcoming, ...]  # the next N_UPCOMING unanswered presentations, in order
+    is_unqualified: bool = False  # below the study's tutorial qualification threshold
 
     @property
     def current(self) -> Upcoming | None:
@@ -141,7 +144,7 @@ def _sql(where: str) -> tuple[str, str]:
     p, a, s = _table(Presentation), _table(Assignment), _table(Study)
     head = (
         "SELECT a.id, a.consented_at IS NOT NULL, a.started_at IS NOT NULL, a.n_items, a.n_tutorial, "
-        "s.id, s.status, s.title, s.config"
+        "s.id, s.status, s.title, s.config, a.qualified"
     )
     with_items = (
         f"{head}, p.id, p.public_token, p.position, p.is_tutorial, p.shown_at IS NOT NULL, p.image_served_at "
@@ -166,7 +169,7 @@ def _read(where: str, params: list) -> RaterTurn | None:
             rows = cursor.fetchall()
     if not rows:
         return None
-    a_id, consented, started, n_items, n_tutorial, s_id, status, title, config = rows[0][:9]
+    a_id, consented, started, n_items, n_tutorial, s_id, status, title, config, qualified = rows[0][:10]
     return RaterTurn(
         assignment_id=a_id,
         study_id=s_id,
@@ -177,17 +180,18 @@ def _read(where: str, params: list) -> RaterTurn | None:
         has_started=bool(started),
         n_items=n_items,
         n_tutorial=n_tutorial,
+        is_unqualified=qualified is not None and not qualified,
         upcoming=tuple(
             Upcoming(
-                pk=r[9],
-                token=r[10],
-                position=r[11],
-                is_tutorial=bool(r[12]),
-                is_shown=bool(r[13]),
-                image_served_at=_datetime(r[14]),
+                pk=r[10],
+                token=r[11],
+                position=r[12],
+                is_tutorial=bool(r[13]),
+                is_shown=bool(r[14]),
+                image_served_at=_datetime(r[15]),
             )
             for r in rows
-            if len(r) > 9
+            if len(r) > 10
         ),
     )
 
@@ -206,10 +210,12 @@ def _check_found(study_status: str | None) -> None:
         raise RatingError("not_found", "No such study for you.")
 
 
-def check_access(*, study_status: str | None, has_consented: bool) -> None:
+def check_access(*, study_status: str | None, has_consented: bool, is_unqualified: bool = False) -> None:
     """The one rule of a rater's access to their assignment, in order: ``not_found`` (no
-    assignment, or a draft study), ``closed``, ``paused``, ``consent_required``."""
+    assignment, or a draft study), ``not_qualified``, ``closed``, ``paused``, ``consent_required``."""
     _check_found(study_status)
+    if is_unqualified:
+        raise RatingError("not_qualified", NOT_QUALIFIED)
     if study_status == Study.Status.CLOSED:
         raise RatingError("closed", "This study is closed.")
     if study_status == Study.Status.PAUSED:
@@ -229,7 +235,9 @@ def turn_for_rater(*, study_id: int, user: AbstractBaseUser | AnonymousUser) -> 
     turn = _read(_BY_RATER, [study_id, user.pk])
     if turn is None:
         _check_found(None)
-    check_access(study_status=turn.study_status, has_consented=turn.has_consented)
+    check_access(
+        study_status=turn.study_status, has_consented=turn.has_consented, is_unqualified=turn.is_unqualified
+    )
     return turn
 
 

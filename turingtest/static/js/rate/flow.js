@@ -26,6 +26,7 @@ function describeErrors(data) {
 export function createFlow({ queue, view }) {
   let state = null; // the last state the server sent
   let nextState = null; // after tutorial feedback, the state to continue with
+  let notQualified = false; // the last tutorial answer fell below the qualification threshold
 
   function render(s) {
     state = s;
@@ -50,6 +51,11 @@ export function createFlow({ queue, view }) {
   }
 
   function continueAfterFeedback() {
+    if (view.name() === "feedback" && notQualified) {
+      // Below the study's tutorial threshold: the page thanks the rater (no study item follows).
+      window.location.reload();
+      return;
+    }
     if (view.name() !== "feedback" || !nextState) return;
     const s = nextState;
     nextState = null;
@@ -115,6 +121,7 @@ export function createFlow({ queue, view }) {
     if (status === 200 || status === 201) {
       if (data && data.feedback) {
         nextState = data.state;
+        notQualified = Boolean(data.not_qualified);
         view.renderFeedback(data.feedback, answer.token, answer.diagnosis);
       } else if (data && data.state) render(data.state);
       else await loadState();
@@ -144,6 +151,10 @@ export function createFlow({ queue, view }) {
       await loadState("This image was already answered; here is your next one.");
       return;
     }
+    if (status === 410 && data && data.code === "not_qualified") {
+      window.location.reload();
+      return;
+    }
     if (status === 410) {
       view.fail("This study is closed", "No more answers can be given. Thank you for taking part.");
       return;
@@ -161,6 +172,10 @@ export function createFlow({ queue, view }) {
     if (status === 200 && data) {
       render(data);
       if (message) view.setStatus(message, true);
+      return;
+    }
+    if (status === 410 && data && data.code === "not_qualified") {
+      window.location.reload();
       return;
     }
     if (status === 410) {
