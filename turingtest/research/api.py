@@ -58,7 +58,7 @@ class TokenView(ObtainAuthToken):
 
     @extend_schema(
         responses={
-            200: inline_serializer("AuthToken", fields={"token": serializers.CharField()}),
+            200: inline_serializer("TokenResponse", fields={"token": serializers.CharField()}),
             400: OpenApiResponse(description="Wrong or missing username/password (field errors)."),
             429: OpenApiResponse(description="Locked out after too many failed logins (django-axes)."),
         },
