@@ -302,10 +302,24 @@ def _mask_to_json(mask: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _mask_from_json(data: dict[str, Any]) -> np.ndarray:
-    shape = tuple(int(v) for v in data["shape"])
-    bits = np.frombuffer(base64.b64decode(data["bits"]), dtype=np.uint8)
-    return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+def _mask_from_json(data: Any) -> np.ndarray:
+    try:
+        h, w = (int(v) for v in data["shape"])
+        bits = np.frombuffer(base64.b64decode(data["bits"], validate=True), dtype=np.uint8)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # binascii.Error is a ValueError
+        raise ValueError(f"mask must be {{'shape': [h, w], 'bits': base64}}: {exc}") from None
+    # Checked before unpacking: a huge claimed shape would otherwise allocate h*w zero bytes.
+    if h < 1 or w < 1 or len(bits) != (h * w + 7) // 8:
+        raise ValueError(f"mask shape {h}x{w} does not match its {len(bits)} bytes of bits")
+    return np.unpackbits(bits, count=h * w).reshape(h, w).astype(bool)
+
+
+def _number(name: str, value: Any) -> float:
+    """``float(value)``, or a ValueError naming the field (JSON can hold null, lists, 1e400)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -334,20 +348,20 @@ class LesionSpec:
             return
         try:
             x, y = (float(v) for v in self.center)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"center must be a pair (x, y) of fractions, got {self.center!r}") from None
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0) or math.isnan(x + y):
             raise ValueError(f"center {self.center!r} is outside the image: x and y must be within [0, 1]")
         object.__setattr__(self, "center", (x, y))
-        area = float(self.area_fraction)
+        area = _number("area_fraction", self.area_fraction)
         if not area > 0.0:
             raise ValueError(f"area_fraction must be > 0, got {self.area_fraction!r}")
         if area > 1.0:
             raise ValueError(f"area_fraction {self.area_fraction!r} is larger than the image (must be <= 1)")
-        aspect = float(self.aspect)
+        aspect = _number("aspect", self.aspect)
         if not (1.0 <= aspect <= 20.0):
             raise ValueError(f"aspect must be within [1, 20] (long/short radius), got {self.aspect!r}")
-        if not math.isfinite(float(self.angle_deg)):
+        if not math.isfinite(_number("angle_deg", self.angle_deg)):
             raise ValueError(f"angle_deg must be finite, got {self.angle_deg!r}")
         long_diameter = 2 * math.sqrt(area * aspect / math.pi)  # in image widths
         if long_diameter > math.sqrt(2):
@@ -390,10 +404,14 @@ class LesionSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LesionSpec:
+        names = {"condition", "center", "area_fraction", "aspect", "angle_deg", "mask"}
+        if not isinstance(data, dict) or "condition" not in data or not set(data) <= names:
+            got = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"a lesion is a mapping with condition and only {sorted(names)}, got {got}")
         data = dict(data)
         if data.get("mask") is not None:
             data["mask"] = _mask_from_json(data["mask"])
-        if "center" in data:
+        if isinstance(data.get("center"), list):
             data["center"] = tuple(data["center"])
         return cls(**data)
 
@@ -452,16 +470,23 @@ class MapSpec:
                 f"skin colour: give exactly one of skin_rgb, fitzpatrick, ita_degrees (got {sources or 'none'})"
             )
         if self.skin_rgb is not None:
-            rgb = tuple(self.skin_rgb)
+            try:
+                rgb = tuple(self.skin_rgb)
+            except TypeError:
+                rgb = ()
             if len(rgb) != 3 or not all(
                 isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb
             ):
                 raise ValueError(f"skin_rgb must be three integers in 0..255, got {self.skin_rgb!r}")
             object.__setattr__(self, "skin_rgb", tuple(int(v) for v in rgb))
-        if self.fitzpatrick is not None and self.fitzpatrick not in FITZPATRICK_RGB:
+        try:
+            known = self.fitzpatrick is None or self.fitzpatrick in FITZPATRICK_RGB
+        except TypeError:  # unhashable, e.g. a list from JSON
+            known = False
+        if not known:
             raise ValueError(f"fitzpatrick must be a skin type 1..6, got {self.fitzpatrick!r}")
         if self.ita_degrees is not None:
-            ita = float(self.ita_degrees)
+            ita = _number("ita_degrees", self.ita_degrees)
             if not -90.0 < ita < 90.0:
                 raise ValueError(f"ita_degrees must be within (-90, 90), got {self.ita_degrees!r}")
             object.__setattr__(self, "ita_degrees", ita)
@@ -484,10 +509,15 @@ class MapSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MapSpec:
+        """The inverse of ``to_dict``; anything else is a ValueError naming the field."""
+        if not isinstance(data, dict) or "size" not in data or not isinstance(data.get("lesions"), list):
+            got = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"a MapSpec is a mapping with size and a list of lesions, got {got}")
+        rgb = data.get("skin_rgb")
         return cls(
             size=data["size"],
             lesions=tuple(LesionSpec.from_dict(d) for d in data["lesions"]),
-            skin_rgb=tuple(data["skin_rgb"]) if data.get("skin_rgb") is not None else None,
+            skin_rgb=tuple(rgb) if isinstance(rgb, list) else rgb,
             fitzpatrick=data.get("fitzpatrick"),
             ita_degrees=data.get("ita_degrees"),
         )

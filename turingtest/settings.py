@@ -313,6 +313,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Rater flow and researcher API.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "turingtest.core.openapi.path_integers_are_non_negative",
+    ],
 }
 
 # --- Client address and login throttling ------------------------------------------

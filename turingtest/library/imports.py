@@ -124,9 +124,13 @@ def _isic_condition(row: dict[str, str]) -> str:
         except ValueError:
             pass
     if "melanoma" in lower and "seborrheic_keratosis" in lower:  # ISIC 2016/2017 ground truth
-        if float(lower["melanoma"] or 0) >= 0.5:
+        try:
+            melanoma, keratosis = float(lower["melanoma"] or 0), float(lower["seborrheic_keratosis"] or 0)
+        except ValueError:  # not scores: no condition, reported as this row's error
+            return _pick(row, "dx", "diagnosis")
+        if melanoma >= 0.5:
             return "MEL"
-        if float(lower["seborrheic_keratosis"] or 0) >= 0.5:
+        if keratosis >= 0.5:
             return "SEK"
         return "NEV"
     return _pick(row, "dx", "diagnosis")
@@ -146,6 +150,15 @@ def manifest_read(*, manifest: Path, format: str = "auto") -> tuple[str, list[Im
         raise LibraryError(f"--format must be one of {', '.join(IMPORT_FORMATS)}, got {format!r}")
     if not manifest.is_file():
         raise LibraryError(f"manifest not found: {manifest}")
+    try:
+        return _manifest_parse(manifest, format)
+    except UnicodeDecodeError as exc:
+        raise LibraryError(f"manifest {manifest.name} is not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:  # a NUL byte, an over-long field: the upload is not a CSV
+        raise LibraryError(f"manifest {manifest.name} is not a readable CSV: {exc}") from None
+
+
+def _manifest_parse(manifest: Path, format: str) -> tuple[str, list[ImportRow]]:
     with open(manifest, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []

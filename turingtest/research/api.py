@@ -11,8 +11,9 @@ from typing import Any
 
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,6 +33,12 @@ IDENTITIES_PARAM = OpenApiParameter(
 )
 
 
+_DETAIL = inline_serializer("ResearchError", fields={"detail": serializers.CharField()})
+# Documented so clients (and schemathesis) know every answer the views give, not only 200.
+_DENIED = {403: OpenApiResponse(_DETAIL, description="Not logged in, not a researcher, or no permission.")}
+_ERRORS = {**_DENIED, 404: OpenApiResponse(_DETAIL, description="No such study, or not yours to see.")}
+
+
 def _identities(request: Request) -> bool:
     wanted = request.query_params.get("identities", "").lower() in {"1", "true", "yes"}
     if wanted and not may_export_identities(request.user):
@@ -46,12 +53,31 @@ def _mark_identities(response: Any, identities: bool, request: Request) -> None:
     response["Cache-Control"] = "private, no-store"
 
 
+class TokenView(ObtainAuthToken):
+    """DRF's ``obtain_auth_token``, documented with the answers it really gives."""
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("TokenResponse", fields={"token": serializers.CharField()}),
+            400: OpenApiResponse(description="Wrong or missing username/password (field errors)."),
+            429: OpenApiResponse(description="Locked out after too many failed logins (django-axes)."),
+        },
+        summary="Exchange a username and password for an API token",
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().post(request, *args, **kwargs)
+
+
 class StudyListView(generics.ListAPIView):
     """Studies the user owns or collaborates on (holders of view_all_studies: all)."""
 
     permission_classes = [IsResearcher]
     serializer_class = StudySummarySerializer
     pagination_class = None
+
+    @extend_schema(responses={200: StudySummarySerializer(many=True), **_DENIED})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         return Study.objects.visible_to(self.request.user).select_related("owner").order_by("-created")
@@ -61,7 +87,8 @@ class StudyDetailView(APIView):
     permission_classes = [IsResearcher]
 
     @extend_schema(
-        responses=StudyDetailSerializer, summary="A study with its frozen config and live progress"
+        responses={200: StudyDetailSerializer, **_ERRORS},
+        summary="A study with its frozen config and live progress",
     )
     def get(self, request: Request, study_id: int) -> Response:
         return Response(StudyDetailSerializer(study_for(request.user, study_id)).data)
@@ -71,7 +98,10 @@ class StudyReportView(APIView):
     permission_classes = [IsResearcher]
 
     @extend_schema(
-        responses=OpenApiResponse(OpenApiTypes.OBJECT, description="reports.build(study).to_dict()"),
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="reports.build(study).to_dict()"),
+            **_ERRORS,
+        },
         summary="The study report (headline first, then detection, agreement, diagnosis, per image, response times)",
     )
     def get(self, request: Request, study_id: int) -> Response:
@@ -82,10 +112,16 @@ class StudyJudgmentsView(APIView):
     permission_classes = [IsResearcher]
 
     @extend_schema(
-        parameters=[IDENTITIES_PARAM],
+        parameters=[
+            IDENTITIES_PARAM,
+            # The URL regex's "csv|jsonl" became an unanchored JSON-schema pattern ("xcsvy"
+            # matched it, then Django's HTML 404 answered): name the two formats exactly.
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=sorted(exports.CONTENT_TYPES)),
+        ],
         responses={
             (200, "text/csv"): OpenApiTypes.BINARY,
             (200, "application/x-ndjson"): OpenApiTypes.BINARY,
+            **_ERRORS,
         },
         summary="All judgments, one row per judgment, streamed (csv or jsonl)",
     )
@@ -106,7 +142,7 @@ class StudyPackageView(APIView):
 
     @extend_schema(
         parameters=[IDENTITIES_PARAM],
-        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, **_ERRORS},
         summary="Study package ZIP: judgments CSV, report JSON, frozen config + hash, data dictionary",
     )
     def get(self, request: Request, study_id: int) -> FileResponse:

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 from django.urls import path, re_path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from turingtest.core import converters  # noqa: F401 - registers <token:…>
 from turingtest.research import api, raters, views
 
 urlpatterns = [
     # Researcher API (token or session auth; OpenAPI at /api/schema/)
-    path("api/token/", obtain_auth_token, name="api-token"),
+    path("api/token/", api.TokenView.as_view(), name="api-token"),
     path("api/studies/", api.StudyListView.as_view(), name="api-study-list"),
     path("api/studies/<int:study_id>/", api.StudyDetailView.as_view(), name="api-study-detail"),
     path("api/studies/<int:study_id>/report/", api.StudyReportView.as_view(), name="api-study-report"),

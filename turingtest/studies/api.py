@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import APIException
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -65,7 +66,16 @@ class _RaterView(APIView):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, rating.RatingError):
             return _error(exc)
-        return super().handle_exception(exc)
+        response = super().handle_exception(exc)
+        # DRF's own errors (not logged in, no such study, bad JSON) say only "detail"; the
+        # contract is {"detail", "code"} for every non-field error, so the page can branch on it.
+        if (
+            isinstance(exc, APIException)
+            and isinstance(response.data, dict)
+            and set(response.data) == {"detail"}
+        ):
+            response.data["code"] = exc.get_codes()
+        return response
 
 
 class RateStateView(_RaterView):
