@@ -14,6 +14,7 @@ from datetime import datetime
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import F
 
 from turingtest.celery import app
 from turingtest.core.failures import admin_path
@@ -131,7 +132,10 @@ def failures_latest() -> list[Failure]:
     out = []
     for app_label, name in FAILING_MODELS:
         model = apps.get_model(app_label, name)
-        row = model.objects.filter(status="failed").order_by("-finished", "-pk").first()
+        # nulls_last: PostgreSQL sorts a missing time first in descending order, SQLite last.
+        row = (
+            model.objects.filter(status="failed").order_by(F("finished").desc(nulls_last=True), "-pk").first()
+        )
         if row is not None:
             out.append(
                 Failure(
