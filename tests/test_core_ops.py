@@ -34,6 +34,8 @@ def test_only_staff_see_the_operators_page():
         assert client_for(user).get("/ops/").status_code == 403
     staff = UserFactory(is_staff=True)
     assert client_for(staff).get("/ops/").status_code == 200
+    assert 'href="/ops/"' in client_for(staff).get("/").content.decode()
+    assert 'href="/ops/"' not in client_for(RaterFactory()).get("/").content.decode()
 
 
 def test_in_eager_mode_the_page_says_there_are_no_workers_or_queues():
