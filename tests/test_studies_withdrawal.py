@@ -12,7 +12,7 @@ from django.test import Client
 from tests.factories import ResearcherFactory, open_study, rater_for
 from turingtest import reports
 from turingtest.studies import services, withdrawal
-from turingtest.studies.models import WITHDRAWAL_TEXT, Assignment, Invitation, Judgment, Study
+from turingtest.studies.models import WITHDRAWAL_TEXT, Assignment, Invitation, Judgment, Presentation, Study
 from turingtest.studies.progress import study_progress
 from turingtest.trail.models import AuditEvent
 
@@ -33,8 +33,8 @@ def answer_n(c: Client, study_id: int, n: int) -> None:
         assert r.status_code in (200, 201), r.content
 
 
-def study_with(policy: str) -> Study:
-    study = open_study(n_real=3, n_synthetic=3, repeat_fraction=0)
+def study_with(policy: str, repeat_fraction: float = 0) -> Study:
+    study = open_study(n_real=3, n_synthetic=3, repeat_fraction=repeat_fraction, repeat_min_gap=2)
     Study.objects.filter(pk=study.pk).update(withdrawal_policy=policy)
     study.refresh_from_db()
     return study
@@ -88,13 +88,15 @@ def test_under_keep_the_answers_stay_in_the_analysis_and_the_rater_answers_no_mo
 
 
 def test_under_delete_the_raters_answers_go_and_every_count_follows_other_raters_untouched():
-    study = study_with("delete")
+    study = study_with("delete", repeat_fraction=0.5)  # repeats point at first showings: all go together
     (a, assignment, ca), (b, b_assignment, cb) = two_raters_answering(study)
     b_judgments = list(Judgment.objects.filter(presentation__assignment=b_assignment).values())
+    assert Presentation.objects.filter(assignment=assignment, repeat_of__isnull=False).exists()
     before = study_progress(study)
     assert (before.n_assignments, before.n_judgments) == (2, 7)
     assert ca.post(f"/rate/{study.pk}/withdraw/", {"confirm": "on"}).status_code == 302
     assert not Assignment.objects.filter(pk=assignment.pk).exists()
+    assert not Presentation.objects.filter(assignment_id=assignment.pk).exists()
     assert list(Judgment.objects.filter(presentation__assignment=b_assignment).values()) == b_judgments
     after = study_progress(study)
     assert (after.n_assignments, after.n_started, after.n_judgments) == (1, 1, 4)
