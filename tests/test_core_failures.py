@@ -91,6 +91,10 @@ def test_a_failed_training_job_mails_its_creator_once(
     assert [m.subject for m in mail.outbox] == [f"Failed: training job {job.pk}"]
     assert "OSError: storage full" in mail.outbox[0].body
     assert not job_failure_notify(job=job)
+    with django_capture_on_commit_callbacks(execute=True):  # resumed, and failing again: news again
+        services.training_job_resume(job=job)
+    job.refresh_from_db()
+    assert job.status == "failed" and len(mail.outbox) == 2
 
 
 def test_rows_that_did_not_fail_or_have_nobody_to_tell_send_nothing(library):
