@@ -95,3 +95,17 @@ def test_with_redis_the_waiting_tasks_are_the_queue_lengths(settings):
         with app.connection_for_write() as conn:
             for name in ops.QUEUES:
                 conn.default_channel.queue_purge(name)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_live_worker_is_listed_with_the_queues_it_consumes(live_worker, settings):
+    settings.OPS_INSPECT_TIMEOUT = 3.0  # a loaded machine answers slowly; the page default is 0.5 s
+    workers = ops.workers_alive()
+    assert workers["error"] == ""
+    assert [(w.name.startswith(f"test{os.getpid()}-"), w.queues) for w in workers["workers"]] == [
+        (True, ("default", "gpu"))
+    ]
+    page = client_for(AdminFactory()).get("/ops/").content.decode()
+    assert workers["workers"][0].name in page and "default, gpu" in page
+    assert ops.queue_lengths()["lengths"] == {"default": 0, "gpu": 0}
