@@ -14,7 +14,7 @@ from django.test import Client
 from tests.factories import AdminFactory, ResearcherFactory, library_images, open_study, rater_for
 from tests.test_studies_views import client_for
 from turingtest.studies import invitations, lifecycle, rating, services
-from turingtest.studies.models import DEFAULT_CONSENT, Assignment, Invitation, Study
+from turingtest.studies.models import DEFAULT_CONSENT, WITHDRAWAL_TEXT, Assignment, Invitation, Study
 
 pytestmark = pytest.mark.django_db
 
@@ -308,7 +308,10 @@ def test_consent_records_the_time_the_texts_sha256_and_its_version():
     study = open_study(n_real=1, n_synthetic=1)
     _, assignment = rater_for(study)
     assert assignment.consented_at is not None
-    assert assignment.consent_sha256 == hashlib.sha256(DEFAULT_CONSENT.encode()).hexdigest()
+    assert (
+        assignment.consent_sha256
+        == hashlib.sha256(f"{DEFAULT_CONSENT}\n\n{WITHDRAWAL_TEXT['keep']}".encode()).hexdigest()
+    )
     assert assignment.consent_version == "1"
     Study.objects.filter(pk=study.pk).update(consent_text="Own **text**", consent_version="v2 (IRB 2024-17)")
     study.refresh_from_db()
@@ -318,7 +321,10 @@ def test_consent_records_the_time_the_texts_sha256_and_its_version():
     assert b"Own <strong>text</strong>" in c.get(f"/rate/{study.pk}/consent/").content
     c.post(f"/rate/{study.pk}/consent/", {"agree": "on"})
     assignment.refresh_from_db()
-    assert assignment.consent_sha256 == hashlib.sha256(b"Own **text**").hexdigest()
+    assert (
+        assignment.consent_sha256
+        == hashlib.sha256(f"Own **text**\n\n{WITHDRAWAL_TEXT['keep']}".encode()).hexdigest()
+    )
     assert assignment.consent_version == "v2 (IRB 2024-17)"
     first = assignment.consented_at
     services.assignment_consent(assignment=assignment)  # agreeing twice keeps the first record

@@ -25,7 +25,7 @@ from tests.factories import AdminFactory, ImageFactory, ResearcherFactory, UserF
 from tests.library_support import checkpoint_fixture, distribution, library_fixture  # noqa: F401
 from turingtest.core import roles
 from turingtest.studies import invitations, lifecycle, quality, services
-from turingtest.studies.models import Invitation, Judgment
+from turingtest.studies.models import Invitation, Judgment, Study
 from turingtest.trail.models import AuditEvent
 from turingtest.trail.services import RESERVED, Action
 
@@ -476,6 +476,36 @@ def _lockout(request) -> Act:
     return act
 
 
+def _consent_withdrawn(request) -> Act:
+    study = open_study()
+    Study.objects.filter(pk=study.pk).update(withdrawal_policy="delete")
+    rater, assignment = rater_for(study)
+    c = client_for(rater)
+    token = c.get(f"/api/rate/{study.pk}/state").json()["item"]["token"]
+    assert answer(c, study.pk, token).status_code in (200, 201)
+    pseudonym = rater.rater_profile.pseudonym
+
+    def act():
+        r = c.post(f"/rate/{study.pk}/withdraw/", {"confirm": "on", "erase_identity": "on"})
+        assert r.status_code == 302
+        return {
+            "study_id": study.pk,
+            "object_type": "studies.assignment",
+            "object_id": str(assignment.pk),
+            "actor_id": rater.pk,
+            "actor_name": pseudonym,  # never the erased username
+            "after": {
+                "policy": "delete",
+                "n_judgments": 1,
+                "judgments_deleted": True,
+                "identity_erased": True,
+            },
+            "before": None,
+        }
+
+    return act
+
+
 SCENARIOS: dict[str, Callable[..., Act]] = {
     Action.STUDY_CREATED: _study_created,
     Action.STUDY_UPDATED: _study_updated,
@@ -488,6 +518,7 @@ SCENARIOS: dict[str, Callable[..., Act]] = {
     Action.INVITATION_CREATED: _invitation_created,
     Action.INVITATION_USED: _invitation_used,
     Action.CONSENT_GIVEN: _consent_given,
+    Action.CONSENT_WITHDRAWN: _consent_withdrawn,
     Action.JUDGMENT_CHANGED: _judgment_changed,
     Action.RATER_EXCLUDED: _rater_excluded,
     Action.RATER_INCLUDED: _rater_included,

@@ -25,6 +25,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from turingtest.celery import app
+from turingtest.core.failures import job_failure_notify
 
 T = TypeVar("T")
 
@@ -72,9 +73,12 @@ def row_fail(*, model: type[Model], pk: int, error: str) -> int:
     ``model`` is a work row: ``status`` with QUEUED, RUNNING and FAILED, ``error``, ``finished``.
     """
     status = model.Status  # type: ignore[attr-defined]
-    return model.objects.filter(pk=pk, status__in=[status.QUEUED, status.RUNNING]).update(  # type: ignore[attr-defined]
+    n = model.objects.filter(pk=pk, status__in=[status.QUEUED, status.RUNNING]).update(  # type: ignore[attr-defined]
         status=status.FAILED, error=error, finished=timezone.now()
     )
+    if n:  # whoever scheduled it hears of it (batches, imports and training jobs)
+        job_failure_notify(job=model(pk=pk))
+    return n
 
 
 def send_or_fail(send: Callable[[], T], *, model: type[Model], pk: int, what: str) -> T | None:

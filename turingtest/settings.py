@@ -299,6 +299,11 @@ READINESS_CACHE_SECONDS = envint("READINESS_CACHE_SECONDS", 5)
 # Sent as the X-Readiness-Token header, it shows the probe details to a monitor that is not staff.
 READINESS_TOKEN = os.environ.get("READINESS_TOKEN", "")
 
+# --- Operators page (/ops/, staff only) ------------------------------------------
+# How long workers get to answer the page's inspect broadcast, and how long that answer is reused.
+OPS_INSPECT_TIMEOUT = envint("OPS_INSPECT_TIMEOUT_MS", 500) / 1000
+OPS_CACHE_SECONDS = envint("OPS_CACHE_SECONDS", 5)
+
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import cache_control, never_cache
 
+from turingtest.core import ops as ops_status
 from turingtest.core import roles
 from turingtest.core.health import liveness, readiness_cached
 
@@ -35,6 +38,23 @@ def _may_see_readiness_details(request: HttpRequest) -> bool:
         return True
     token = settings.READINESS_TOKEN
     return bool(token) and constant_time_compare(request.headers.get("X-Readiness-Token", ""), token)
+
+
+@never_cache
+@login_required
+def ops(request: HttpRequest) -> HttpResponse:
+    """Staff only: workers and their queues, tasks waiting, the latest failure of each kind of work."""
+    if not roles.is_admin(request.user):
+        raise PermissionDenied
+    return render(
+        request,
+        "ops.html",
+        {
+            "workers": ops_status.workers_alive(),
+            "queues": ops_status.queue_lengths(),
+            "failures": ops_status.failures_latest(),
+        },
+    )
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import ImageOps
 
+from turingtest.core.failures import job_failure_notify
 from turingtest.images import ImageError, NormalizedImage, normalize, open_image
 from turingtest.library.archives import archive_extract, file_copy_sha256
 from turingtest.library.models import Image, ImportJob
@@ -460,6 +461,8 @@ def import_job_run(*, job: ImportJob) -> ImportJob:
     # above never gets here, so the redelivered task still finds the archive.
     _archive_delete(job)
     job.refresh_from_db()
+    if job.status == ImportJob.Status.FAILED:
+        job_failure_notify(job=job)
     event_record(
         action=Action.IMPORT_FINISHED,
         actor=job.created_by,

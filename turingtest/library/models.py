@@ -272,6 +272,9 @@ class GenerationBatch(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     render_seconds = models.FloatField(default=0.0, help_text="Sum of the chunks' network time.")
+    failure_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person who scheduled it was e-mailed that it failed."
+    )
 
     class Meta:
         verbose_name_plural = "generation batches"  # Django's default would say "batchs"
@@ -391,6 +394,9 @@ class ImportJob(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
+    failure_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person who scheduled it was e-mailed that it failed."
+    )
 
     class Meta:
         ordering = ["-created"]

@@ -24,6 +24,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 import generator
+from turingtest.core.failures import job_failure_notify
 from turingtest.images import normalize
 from turingtest.library.checkpoints import renderer_get
 from turingtest.library.models import Condition, GenerationBatch, GenerationChunk, GeneratorCheckpoint, Image
@@ -332,6 +333,8 @@ def batch_progress_update(*, batch_pk: int, render_seconds: float = 0.0) -> Gene
             batch.finished = timezone.now()
             fields += ["status", "finished"]
         batch.save(update_fields=fields)
+    if batch.status == GenerationBatch.Status.FAILED:  # failed here, by a chunk, or earlier (once only)
+        job_failure_notify(job=batch)
     return batch
 
 

@@ -17,6 +17,14 @@ class ConsentForm(forms.Form):
     agree = forms.BooleanField(required=True, label="I have read the text above and agree to take part.")
 
 
+class WithdrawForm(forms.Form):
+    confirm = forms.BooleanField(label="Yes, I withdraw my consent to take part in this study.")
+    erase_identity = forms.BooleanField(
+        required=False,
+        label="Also erase my name, username and e-mail address (this account can then no longer log in).",
+    )
+
+
 class RaterRegistrationForm(forms.Form):
     """A new rater: the email is the login; role and experience feed the statistics."""
 
@@ -123,6 +131,13 @@ class StudyForm(forms.Form):
     consent_text = forms.CharField(
         widget=forms.Textarea, required=False, help_text="Markdown. Blank: a default consent text."
     )
+    withdrawal_policy = forms.ChoiceField(
+        choices=Study.WithdrawalPolicy.choices,
+        required=False,
+        initial=Study.WithdrawalPolicy.KEEP,
+        label="When a rater withdraws",
+        help_text="Stated at the end of the consent text raters agree to.",
+    )
     pool_size = forms.IntegerField(min_value=1, initial=40, help_text="Images in the rated pool.")
     synthetic_percent = forms.IntegerField(
         min_value=0,
@@ -212,7 +227,7 @@ class StudyForm(forms.Form):
 
     # The form page's groups, in order (every field in exactly one; a test checks it).
     FIELDSETS = (
-        ("Study", ("title", "instructions", "consent_text")),
+        ("Study", ("title", "instructions", "consent_text", "withdrawal_policy")),
         (
             "Pool",
             (
@@ -244,7 +259,7 @@ class StudyForm(forms.Form):
         return [(legend, [self[name] for name in names]) for legend, names in self.FIELDSETS]
 
     # Fields that do not shape the pool: the live preview neither needs nor checks them.
-    TEXT_FIELDS = ("title", "instructions", "consent_text")
+    TEXT_FIELDS = ("title", "instructions", "consent_text", "withdrawal_policy")
 
     def clean_qualification_min_correct(self) -> int | float | None:
         return _threshold(self.cleaned_data.get("qualification_min_correct") or "")
@@ -258,6 +273,7 @@ class StudyForm(forms.Form):
             "title": d["title"],
             "instructions": d["instructions"],
             "consent_text": d["consent_text"],
+            "withdrawal_policy": d["withdrawal_policy"] or Study.WithdrawalPolicy.KEEP,
             "config": self.config(),
         }
         if d["seed"] is not None:
@@ -317,6 +333,7 @@ class StudyForm(forms.Form):
             "title": study.title,
             "instructions": study.instructions,
             "consent_text": study.consent_text,
+            "withdrawal_policy": study.withdrawal_policy,
             "pool_size": pool,
             "synthetic_percent": round(100 * c["n_synthetic"] / pool) if pool else 50,
             "conditions": c["pool"]["conditions"],

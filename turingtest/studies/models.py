@@ -28,6 +28,15 @@ DEFAULT_CONSENT = (
     "you can stop at any time."
 )
 
+_WITHDRAW = (
+    "You can withdraw at any time from your list of rating tasks; on request your name, username and "
+    "e-mail address are then erased, and only your pseudonym remains."
+)
+WITHDRAWAL_TEXT = {
+    "keep": f"{_WITHDRAW} The answers you gave before withdrawing stay in the analysis, under your pseudonym.",
+    "delete": f"{_WITHDRAW} The answers you gave are deleted and left out of the analysis.",
+}
+
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # what a PostgreSQL bigint holds
 
 
@@ -77,6 +86,10 @@ class Study(models.Model):
         PAUSED = "paused", "Paused"
         CLOSED = "closed", "Closed"
 
+    class WithdrawalPolicy(models.TextChoices):
+        KEEP = "keep", "Keep the answers given so far (pseudonymous)"
+        DELETE = "delete", "Delete the answers given so far"
+
     title = models.CharField(max_length=200)
     instructions = models.TextField(blank=True, help_text="Markdown shown to raters before they start.")
     consent_text = models.TextField(blank=True)
@@ -119,6 +132,13 @@ class Study(models.Model):
     invitation_body = models.TextField(blank=True)
     reminder_subject = models.CharField(max_length=200, blank=True)
     reminder_body = models.TextField(blank=True)
+    # What happens to a withdrawing rater's answers; stated in the consent text they agree to.
+    withdrawal_policy = models.CharField(
+        max_length=6,
+        choices=WithdrawalPolicy.choices,
+        default=WithdrawalPolicy.KEEP,
+        help_text="When a rater withdraws consent: keep their answers (pseudonymous) or delete them.",
+    )
 
     objects = StudyQuerySet.as_manager()
 
@@ -146,8 +166,10 @@ class Study(models.Model):
         return self.status in (self.Status.OPEN, self.Status.PAUSED)
 
     def consent_text_shown(self) -> str:
-        """The consent text raters see and agree to (the default one when left blank)."""
-        return self.consent_text or DEFAULT_CONSENT
+        """The consent text raters see and agree to (the default one when left blank), ending
+        with what withdrawing does under this study's ``withdrawal_policy``: what raters agree
+        to includes it, so its sha256 does too."""
+        return f"{self.consent_text or DEFAULT_CONSENT}\n\n{WITHDRAWAL_TEXT[self.withdrawal_policy]}"
 
     @property
     def is_unmatched(self) -> bool:
@@ -275,6 +297,9 @@ class Assignment(models.Model):
     consent_version = models.CharField(max_length=40, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set when the rater withdrew under the "keep" policy (under "delete" the row is gone):
+    # the answers stay in the analysis, the rater answers no more.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     # Sizes fixed at creation. Answers are given strictly in position order, so progress is
     # the current item's position: the state needs no COUNT and no counter updates.

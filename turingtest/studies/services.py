@@ -117,6 +117,7 @@ def study_create(
     config: dict | None = None,
     instructions: str = "",
     consent_text: str = "",
+    withdrawal_policy: str = Study.WithdrawalPolicy.KEEP,
     seed: int | None = None,
 ) -> Study:
     """A draft study with its pool drawn from the library (``ValueError`` if the library can't fill it)."""
@@ -126,6 +127,7 @@ def study_create(
         title=title,
         instructions=instructions,
         consent_text=consent_text,
+        withdrawal_policy=Study.WithdrawalPolicy(withdrawal_policy),
         config=full,
         seed=new_seed() if seed is None else seed_check(seed),
     )
@@ -135,7 +137,8 @@ def study_create(
 
 
 def _design_fields(
-    study: Study, names: Iterable[str] = ("title", "instructions", "consent_text", "config", "seed")
+    study: Study,
+    names: Iterable[str] = ("title", "instructions", "consent_text", "withdrawal_policy", "config", "seed"),
 ) -> dict:
     """The design values an audit event records (the item list is in the pool summary)."""
     return {name: getattr(study, name) for name in names}
@@ -147,7 +150,7 @@ def study_update(*, study: Study, rebuild_pool: bool = True, **fields: Any) -> S
     study = Study.objects.select_for_update().get(pk=study.pk)
     if study.is_frozen:
         raise StudyFrozen("the study is open or closed; copy it to change it")
-    allowed = {"title", "instructions", "consent_text", "config", "seed"}
+    allowed = {"title", "instructions", "consent_text", "withdrawal_policy", "config", "seed"}
     if set(fields) - allowed:
         raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
     if "config" in fields:
@@ -290,6 +293,7 @@ def study_copy(*, study: Study, owner: AbstractBaseUser, title: str | None = Non
         title=title or f"Copy of {study.title}",
         instructions=study.instructions,
         consent_text=study.consent_text,
+        withdrawal_policy=study.withdrawal_policy,
         config=config,
         seed=study.seed,
     )

@@ -14,6 +14,7 @@ urlpatterns = [
     path("rate/", views.rate_list, name="rate-list"),
     path("rate/<int:study_id>/", views.rate, name="rate"),
     path("rate/<int:study_id>/consent/", views.rate_consent, name="rate-consent"),
+    path("rate/<int:study_id>/withdraw/", views.rate_withdraw, name="rate-withdraw"),
     path("rate/<int:study_id>/instructions/", views.rate_instructions, name="rate-instructions"),
     path("invite/<token:token>/", views.invite, name="invite"),
     # Researcher pages

@@ -7,7 +7,7 @@ Views are short: an access helper that raises 404/403, a form, one service call.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, login
+from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
@@ -20,9 +20,19 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from turingtest.core import roles
-from turingtest.studies import candidates, forms, leakaudit, precision, protocol, rating, scheduling, services
+from turingtest.studies import (
+    candidates,
+    forms,
+    leakaudit,
+    precision,
+    protocol,
+    rating,
+    scheduling,
+    services,
+    withdrawal,
+)
 from turingtest.studies.markdown import render_markdown
-from turingtest.studies.models import Assignment, Judgment, Study
+from turingtest.studies.models import WITHDRAWAL_TEXT, Assignment, Judgment, Study
 from turingtest.studies.progress import study_progress
 
 # Identical for every image, real or synthetic: the browser cache behaves the same for both.
@@ -126,6 +136,41 @@ def rate_consent(request: HttpRequest, study_id: int) -> HttpResponse:
             "form": form,
             "consent_html": render_markdown(assignment.study.consent_text_shown()),
             "already": assignment.consented_at is not None,
+        },
+    )
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_withdraw(request: HttpRequest, study_id: int) -> HttpResponse:
+    """The rater withdraws from the study after confirming; what happens to their answers is the
+    study's stated policy, and their identity is erased if they ask."""
+    assignment = _rater_assignment(request, study_id)
+    form = forms.WithdrawForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            done = withdrawal.consent_withdraw(
+                assignment=assignment, erase_identity=form.cleaned_data["erase_identity"]
+            )
+        except withdrawal.WithdrawalRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            kept = "were deleted" if done.is_deleted else "stay in the analysis under your pseudonym"
+            text = f"You have withdrawn from “{assignment.study.title}”. Your answers {kept}."
+            if done.is_identity_erased:
+                logout(request)
+                messages.success(request, f"{text} Your name, username and e-mail address were erased.")
+                return redirect("home")
+            messages.success(request, text)
+            return redirect("rate-list")
+    return render(
+        request,
+        "studies/withdraw.html",
+        {
+            "study": assignment.study,
+            "form": form,
+            "policy_text": WITHDRAWAL_TEXT[assignment.study.withdrawal_policy],
         },
     )
 

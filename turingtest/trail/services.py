@@ -23,10 +23,9 @@ from turingtest.trail.models import AuditEvent
 Action = AuditEvent.Action
 
 # Actions the platform names but does not perform yet (no pause, no invitation revoke, no rater
-# exclusion, no consent withdrawal): the issues that add them call ``event_record`` with these.
+# exclusion): the issues that add them call ``event_record`` with these.
 RESERVED = frozenset(
     {
-        Action.CONSENT_WITHDRAWN,
         Action.COLLABORATOR_REMOVED,
     }
 )

@@ -83,6 +83,9 @@ class TrainingJob(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    failure_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person who scheduled it was e-mailed that it failed."
+    )
 
     class Meta:
         ordering = ["-created"]

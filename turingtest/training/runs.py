@@ -34,6 +34,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from turingtest import queue
+from turingtest.core.failures import job_failure_notify
 from turingtest.library.checkpoints import checkpoint_register
 from turingtest.library.models import GeneratorCheckpoint
 from turingtest.training.models import TrainingJob
@@ -268,3 +269,4 @@ def _fail(job: TrainingJob, token: str, *, error: str) -> None:
     """The job fails (unless it was cancelled meanwhile) and this segment lets go of it."""
     _mine(job, token).update(status=TrainingJob.Status.FAILED, error=error[:2000], finished=timezone.now())
     _mine(job, token, active=False).update(lease_token="", lease_until=None)
+    job_failure_notify(job=job)

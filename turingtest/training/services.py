@@ -135,11 +135,14 @@ def training_job_cancel(*, job: TrainingJob) -> bool:
 
 
 def training_job_resume(*, job: TrainingJob) -> TrainingJob:
-    """Queue a failed or cancelled job again: it continues from its last stored checkpoint."""
+    """Queue a failed or cancelled job again: it continues from its last stored checkpoint.
+
+    A new failure is news again: its creator is e-mailed once more (``failure_notified_at`` cleared).
+    """
     with transaction.atomic():
         resumed = TrainingJob.objects.filter(
             pk=job.pk, status__in=[TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED]
-        ).update(status=TrainingJob.Status.QUEUED, error="", finished=None)
+        ).update(status=TrainingJob.Status.QUEUED, error="", finished=None, failure_notified_at=None)
         if not resumed:
             raise TrainingError(
                 f"job {job.pk} is {job.status}: only a failed or cancelled job can be resumed"

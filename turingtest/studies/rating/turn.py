@@ -155,7 +155,8 @@ def _sql(where: str) -> tuple[str, str]:
     return with_items, alone
 
 
-_BY_RATER = "a.study_id = %s AND a.rater_id = %s"
+# A rater who withdrew keeps their assignment (its answers may stay in the analysis) but has no turn.
+_BY_RATER = "a.study_id = %s AND a.rater_id = %s AND a.withdrawn_at IS NULL"
 _BY_ID = "a.id = %s"
 
 
@@ -253,7 +254,11 @@ def turn_load(*, assignment_id: int) -> RaterTurn:
 def assignment_for_rater(*, study_id: int, user: AbstractBaseUser) -> Assignment:
     """The user's assignment with its study, for the pages a rater sees before consenting
     (consent, instructions); ``not_found`` under the same rule as ``check_access``."""
-    assignment = Assignment.objects.select_related("study").filter(study_id=study_id, rater=user).first()
+    assignment = (
+        Assignment.objects.select_related("study")
+        .filter(study_id=study_id, rater=user, withdrawn_at__isnull=True)
+        .first()
+    )
     _check_found(assignment.study.status if assignment else None)
     return assignment
 
