@@ -136,17 +136,19 @@ def test_the_shipped_demo_checkpoint_loads_documents_its_command_and_draws_lesio
     path = Path(__file__).resolve().parent.parent / "fixtures" / "dermgan-demo.pt"
     assert path.stat().st_size < 20 * 2**20
     ckpt = load(path)
-    assert ckpt.config.ngf == 16 and ckpt.config.image_size == 128 and ckpt.config.num_downs == 7
+    # 256 px (the real photos' size), trained on the PAD-UFES-20 train split (fixtures/pad-ufes-20/TRAINING.md)
+    assert ckpt.config.ngf == 16 and ckpt.config.image_size == 256 and ckpt.config.num_downs == 8
     assert ckpt.config.conditions == TAXONOMY_CONDITIONS
-    assert ckpt.metadata["training"]["command"].startswith("python -m generator.train --procedural ")
+    command = ckpt.metadata["training"]["command"]
+    assert command.startswith("python -m generator.train --manifest fixtures/pad-ufes-20/train.csv")
     model, _ = load_generator(ckpt)
     model.sampling_dropout = False
     lesion = LesionSpec("MEL", center=(0.5, 0.5), area_fraction=0.08)
     maps = torch.stack(
-        [encode(MapSpec(size=128, lesions=(lesion,), fitzpatrick=k), TAXONOMY_CONDITIONS) for k in (1, 6)]
+        [encode(MapSpec(size=256, lesions=(lesion,), fitzpatrick=k), TAXONOMY_CONDITIONS) for k in (1, 6)]
     )
     with torch.inference_mode():
-        out = model(maps)  # (2, 3, 128, 128)
+        out = model(maps)  # (2, 3, 256, 256)
     inside = maps[:, 3:4].bool().expand_as(out)
     for i in range(2):
         # a trained network draws a dark melanoma on the skin; an untrained one draws noise
