@@ -17,7 +17,7 @@ from turingtest.library.models import Condition, Image, is_labelled_fitzpatrick
 from turingtest.reports.inputs import Images, Rows, StudyData
 from turingtest.studies import protocol, quality
 from turingtest.studies.models import Judgment, RaterProfile, Study
-from turingtest.studies.progress import study_progress
+from turingtest.studies.progress import study_participation
 
 ROW_FIELDS = (
     "presentation_id",
@@ -102,7 +102,7 @@ def _images(study: Study) -> Images:
 def load_study(study: Study) -> StudyData:
     """The study's lookups (a constant number of small queries)."""
     conditions = {pk: (code, name) for pk, code, name in Condition.objects.values_list("pk", "code", "name")}
-    progress = study_progress(study)  # the one count the study page and dashboard also show
+    progress = study_participation(study)  # the same counts the study page and dashboard show
     profiles = {
         user_id: (pseudonym, role, years)
         for user_id, pseudonym, role, years in RaterProfile.objects.filter(

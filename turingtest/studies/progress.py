@@ -37,8 +37,19 @@ def judgment_state(study: Study) -> tuple[int, dt.datetime | None]:
     return agg["n"], last
 
 
-def study_progress(study: Study) -> StudyProgress:
-    """Raters invited / joined / started / finished, items and judgments so far."""
+@dataclass(frozen=True)
+class Participation:
+    """Who was invited and who joined, started and finished: two small aggregates, whatever the
+    number of judgments (the report reads these; it counts judgments from its own arrays)."""
+
+    n_invited: int
+    n_invitations_used: int
+    n_assignments: int
+    n_started: int
+    n_finished: int
+
+
+def study_participation(study: Study) -> Participation:
     invitations = Invitation.objects.filter(study=study).aggregate(
         n=Count("id"), used=Count("id", filter=Q(used_at__isnull=False))
     )
@@ -47,13 +58,25 @@ def study_progress(study: Study) -> StudyProgress:
         started=Count("id", filter=Q(started_at__isnull=False)),
         finished=Count("id", filter=Q(finished_at__isnull=False)),
     )
-    n_judgments, last = judgment_state(study)
-    return StudyProgress(
+    return Participation(
         n_invited=invitations["n"],
         n_invitations_used=invitations["used"],
         n_assignments=assignments["n"],
         n_started=assignments["started"],
         n_finished=assignments["finished"],
+    )
+
+
+def study_progress(study: Study) -> StudyProgress:
+    """Raters invited / joined / started / finished, items and judgments so far."""
+    p = study_participation(study)
+    n_judgments, last = judgment_state(study)
+    return StudyProgress(
+        n_invited=p.n_invited,
+        n_invitations_used=p.n_invitations_used,
+        n_assignments=p.n_assignments,
+        n_started=p.n_started,
+        n_finished=p.n_finished,
         n_items=study.items.filter(is_tutorial=False).count(),
         n_judgments=n_judgments,
         last_answered_at=last,

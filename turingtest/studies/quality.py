@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from turingtest.library.models import Image
 from turingtest.studies import protocol
-from turingtest.studies.models import Assignment, TutorialAnswer
+from turingtest.studies.models import Assignment, Judgment, TutorialAnswer
 from turingtest.trail.services import Action, event_record
 
 NOT_QUALIFIED = (
@@ -130,18 +130,26 @@ def _says_rightly(prefix: str) -> Q:
 
 
 def rater_quality_rows(study_id: int) -> list[RaterQualityRow]:
-    """Every rater of the study with their quality-control state, in one query."""
-    on_check = Q(presentations__item__is_attention_check=True, presentations__judgment__isnull=False)
+    """Every rater of the study with their quality-control state, in two queries.
+
+    The attention-check counts start from the study's few catch items, never from every
+    presentation: a report of a million judgments must not scan them all for this."""
+    checks = {
+        a: (n, n_pass)
+        for a, n, n_pass in Judgment.objects.filter(
+            presentation__item__study_id=study_id, presentation__item__is_attention_check=True
+        )
+        .values("presentation__assignment_id")
+        .annotate(n=Count("pk"), n_passed=Count("pk", filter=_says_rightly("")))
+        .values_list("presentation__assignment_id", "n", "n_passed")
+    }
     rows = (
         Assignment.objects.filter(study_id=study_id)
-        .annotate(
-            n_checks=Count("presentations", filter=on_check),
-            n_passed=Count("presentations", filter=on_check & _says_rightly("presentations__judgment__")),
-        )
         .order_by("pk")
-        .values_list("pk", "rater_id", "excluded_at", "exclusion_reason", "qualified", "n_checks", "n_passed")
+        .values_list("pk", "rater_id", "excluded_at", "exclusion_reason", "qualified")
     )
-    return [
-        RaterQualityRow(a, u, at is not None, reason, q, n_pass, n - n_pass)
-        for a, u, at, reason, q, n, n_pass in rows
-    ]
+    out = []
+    for a, u, at, reason, q in rows:
+        n, n_pass = checks.get(a, (0, 0))
+        out.append(RaterQualityRow(a, u, at is not None, reason, q, n_pass, n - n_pass))
+    return out
