@@ -61,7 +61,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
     actions = ["cancel_jobs", "resume_jobs"]
 
     class Media:
-        js = ["js/training-progress.js"]
+        js = ["js/batch-progress.js", "js/training-progress.js"]  # the poller, then the page
         css = {"all": ["css/library-admin.css"]}
 
     def get_urls(self):
